@@ -1,0 +1,33 @@
+//! Log lines on stderr, as text or JSON. Secrets never reach them: the SDK's trace level prints
+//! HTTP bodies (an STS answer holds a session token), so other crates are capped at debug.
+
+use crate::config::LogSettings;
+use crate::exit::Failure;
+use tracing::Level;
+use tracing_subscriber::filter::{filter_fn, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+pub fn init(settings: &LogSettings) -> Result<(), Failure> {
+    let targets: Targets = settings.filter.parse().map_err(|e| {
+        Failure::Usage(format!(
+            "--log-level (ENTITLE_LOG) `{}` is not a level (error, warn, info, debug, trace) or a filter such as entitle=debug,aws_config=info: {e}",
+            settings.filter
+        ))
+    })?;
+    let no_foreign_trace =
+        filter_fn(|meta| *meta.level() < Level::TRACE || meta.target().starts_with("entitle"));
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let layer = if settings.json {
+        layer.json().flatten_event(true).boxed()
+    } else {
+        layer.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(targets).with_filter(no_foreign_trace))
+        .try_init()
+        .map_err(|e| Failure::Internal(format!("cannot set up logging: {e}")))
+}

@@ -1,0 +1,408 @@
+//! Registration: one `RegisterUsage` call, retried on transient failures until the time budget
+//! runs out. The only stage that does network I/O; it runs its own tokio runtime and drops it
+//! before returning, so nothing async outlives it.
+//!
+//! Retry policy (AWS Seller Guide, container metering): terminate on any error but throttling,
+//! and retry transient problems for up to 30 minutes with exponential backoff. The SDK's own
+//! retry is disabled so this loop is the only one and the deadline holds.
+
+use crate::config::CheckSettings;
+use crate::exit::Failure;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_marketplacemetering::operation::register_usage::{
+    RegisterUsageError, RegisterUsageOutput,
+};
+use aws_sdk_marketplacemetering::Client;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use aws_smithy_http_client::Builder;
+use aws_smithy_types::date_time::Format;
+use rand::rngs::SysRng;
+use rand::TryRng;
+use std::time::{Duration, Instant};
+use tracing::{debug, warn};
+
+/// Amazon Trust Services roots: AWS endpoints chain to these, so a scratch image needs no CA files.
+const AMAZON_ROOTS: &[u8] = include_bytes!("amazon-roots.pem");
+
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+const BACKOFF_CAP: Duration = Duration::from_secs(20);
+
+/// What AWS answered, before verification.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub signature: String,
+    /// Set when AWS says the public key version has expired (RFC 3339).
+    pub key_rotation: Option<String>,
+    pub attempts: u32,
+    pub elapsed: Duration,
+}
+
+/// How one failed attempt is treated.
+#[derive(Debug)]
+enum Verdict {
+    Retry(String),
+    Fail(Failure),
+}
+
+/// Registers `nonce` for the configured product, retrying transient failures within the budget.
+pub fn register(settings: &CheckSettings, nonce: &str) -> Result<Answer, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Internal(format!("cannot start the I/O runtime: {e}")))?;
+    runtime.block_on(register_async(settings, nonce))
+}
+
+async fn register_async(settings: &CheckSettings, nonce: &str) -> Result<Answer, Failure> {
+    let started = Instant::now();
+    let deadline = started + settings.timeout;
+    let sdk_config = tokio::time::timeout(settings.timeout, load_sdk_config(settings))
+        .await
+        .map_err(|_| {
+            Failure::Config(format!(
+                "could not resolve the AWS region within {:?}; set AWS_REGION",
+                settings.timeout
+            ))
+        })??;
+    let client = Client::new(&sdk_config);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let limit = left.min(settings.attempt_timeout);
+        debug!(
+            attempt = attempts,
+            timeout_ms = limit.as_millis() as u64,
+            "calling RegisterUsage"
+        );
+        let reason = match tokio::time::timeout(limit, call(&client, settings, nonce)).await {
+            Ok(Ok(output)) => return answer(output, attempts, started),
+            Ok(Err(error)) => match classify(&error) {
+                Verdict::Retry(reason) => reason,
+                Verdict::Fail(failure) => return Err(failure),
+            },
+            Err(_) => format!("attempt timed out after {limit:?}"),
+        };
+        let pause = backoff(attempts);
+        if Instant::now() + pause >= deadline {
+            return Err(Failure::Transient(format!(
+                "{reason} (after {attempts} attempts in {:?}, --timeout {:?}); check network access to AWS Marketplace Metering",
+                started.elapsed(),
+                settings.timeout
+            )));
+        }
+        debug!(attempt = attempts, %reason, pause_ms = pause.as_millis() as u64, "transient failure, retrying");
+        tokio::time::sleep(pause).await;
+    }
+}
+
+async fn load_sdk_config(settings: &CheckSettings) -> Result<SdkConfig, Failure> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client()?)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(settings.attempt_timeout.min(Duration::from_secs(5)))
+                .build(),
+        );
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let sdk_config = loader.load().await;
+    if sdk_config.region().is_none() {
+        return Err(Failure::Config(
+            "no AWS region: set AWS_REGION (ECS and the EKS IRSA webhook set it; RegisterUsage must be called in the region the task or pod runs in)".into(),
+        ));
+    }
+    Ok(sdk_config)
+}
+
+/// rustls with ring and only the embedded Amazon roots, plus `SSL_CERT_FILE` for a private CA
+/// (a corporate TLS-inspecting proxy, or a local test endpoint).
+fn http_client() -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, Failure> {
+    let mut store = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AMAZON_ROOTS);
+    if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
+        let pem = std::fs::read(&path).map_err(|e| {
+            Failure::Config(format!(
+                "cannot read SSL_CERT_FILE {}: {e}",
+                path.to_string_lossy()
+            ))
+        })?;
+        store = store.with_pem_certificate(pem);
+    }
+    let tls_context = TlsContext::builder()
+        .with_trust_store(store)
+        .build()
+        .map_err(|e| Failure::Config(format!("cannot build the TLS trust store: {e}")))?;
+    Ok(Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_context(tls_context)
+        .build_https())
+}
+
+async fn call(
+    client: &Client,
+    settings: &CheckSettings,
+    nonce: &str,
+) -> Result<RegisterUsageOutput, SdkError<RegisterUsageError, aws_smithy_runtime_api::http::Response>>
+{
+    client
+        .register_usage()
+        .product_code(&settings.product.code)
+        .public_key_version(settings.product.public_key_version as i32)
+        .nonce(nonce)
+        .send()
+        .await
+}
+
+fn answer(output: RegisterUsageOutput, attempts: u32, started: Instant) -> Result<Answer, Failure> {
+    let signature = output
+        .signature()
+        .ok_or_else(|| Failure::Untrusted("the RegisterUsage answer has no Signature".into()))?;
+    let key_rotation = output.public_key_rotation_timestamp().map(|t| {
+        t.fmt(Format::DateTime)
+            .unwrap_or_else(|_| t.secs().to_string())
+    });
+    Ok(Answer {
+        signature: signature.to_owned(),
+        key_rotation,
+        attempts,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Which failures are worth another attempt. Everything not known to be transient fails closed.
+fn classify(
+    error: &SdkError<RegisterUsageError, aws_smithy_runtime_api::http::Response>,
+) -> Verdict {
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    match error {
+        SdkError::ServiceError(e) => classify_service_error(e.err(), status),
+        SdkError::TimeoutError(_) => Verdict::Retry("the request timed out".into()),
+        SdkError::DispatchFailure(failure) => match credentials_error(error) {
+            Some(cred) => classify_credentials_error(cred),
+            None if failure.is_user() => Verdict::Fail(Failure::Config(format!(
+                "the request could not be sent: {}",
+                error_chain(error)
+            ))),
+            None => Verdict::Retry(format!(
+                "could not reach the endpoint: {}",
+                error_chain(error)
+            )),
+        },
+        SdkError::ResponseError(_) if status.is_some_and(is_transient_status) => Verdict::Retry(
+            format!("HTTP {} from the endpoint", status.unwrap_or_default()),
+        ),
+        SdkError::ResponseError(_) => Verdict::Fail(Failure::Untrusted(format!(
+            "the RegisterUsage answer is malformed{}: {}",
+            status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(),
+            error_chain(error)
+        ))),
+        SdkError::ConstructionFailure(_) => Verdict::Fail(Failure::Config(format!(
+            "the request could not be built: {}",
+            error_chain(error)
+        ))),
+        _ => Verdict::Fail(Failure::Internal(format!(
+            "unexpected SDK error: {}",
+            error_chain(error)
+        ))),
+    }
+}
+
+fn is_transient_status(status: u16) -> bool {
+    status == 429 || (500..=599).contains(&status)
+}
+
+fn classify_service_error(error: &RegisterUsageError, status: Option<u16>) -> Verdict {
+    let message = error.message().unwrap_or("no message").replace('\n', " ");
+    let config = |fix: &str| {
+        Verdict::Fail(Failure::Config(format!(
+            "{}: {message}; {fix}",
+            error.code().unwrap_or("error")
+        )))
+    };
+    match error {
+        RegisterUsageError::CustomerNotEntitledException(_) => Verdict::Fail(Failure::NotEntitled(format!(
+            "CustomerNotEntitledException: {message}; the AWS account running this task or pod has no subscription to the product"
+        ))),
+        RegisterUsageError::ThrottlingException(_) => Verdict::Retry(format!("ThrottlingException: {message}")),
+        RegisterUsageError::InternalServiceErrorException(_) => {
+            Verdict::Retry(format!("InternalServiceErrorException: {message}"))
+        }
+        RegisterUsageError::InvalidProductCodeException(_) => {
+            config("check --product-code (ENTITLE_PRODUCT_CODE) against the AWS Marketplace Management Portal")
+        }
+        RegisterUsageError::InvalidPublicKeyVersionException(_) => {
+            config("check --public-key-version (ENTITLE_PUBLIC_KEY_VERSION) matches the product's current key")
+        }
+        RegisterUsageError::InvalidRegionException(_) => {
+            config("do not hard-code a region: let AWS_REGION come from ECS or EKS")
+        }
+        RegisterUsageError::PlatformNotSupportedException(_) => {
+            config("RegisterUsage works only on Amazon ECS, Amazon EKS and AWS Fargate; test locally with entitle-mock")
+        }
+        RegisterUsageError::DisabledApiException(_) => config("the API is disabled in this region"),
+        _ => classify_unmodeled(error.code(), &message, status),
+    }
+}
+
+/// Errors the model does not list: IAM and signing problems are deployment errors; 5xx and 429
+/// are transient; anything else is an answer we do not understand.
+fn classify_unmodeled(code: Option<&str>, message: &str, status: Option<u16>) -> Verdict {
+    let code_text = code.unwrap_or("unknown error");
+    match code {
+        Some("AccessDeniedException") => Verdict::Fail(Failure::Config(format!(
+            "AccessDeniedException: {message}; grant aws-marketplace:RegisterUsage to the task role (ECS) or the IRSA role (EKS), e.g. the managed policy AWSMarketplaceMeteringRegisterUsage"
+        ))),
+        Some(
+            "UnrecognizedClientException" | "InvalidSignatureException" | "IncompleteSignatureException"
+            | "MissingAuthenticationTokenException" | "ExpiredTokenException" | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch",
+        ) => Verdict::Fail(Failure::Config(format!(
+            "{code_text}: {message}; the credentials were refused: use the ECS task role or EKS IRSA, not static keys"
+        ))),
+        Some("ThrottledException" | "TooManyRequestsException" | "RequestLimitExceeded") => {
+            Verdict::Retry(format!("{code_text}: {message}"))
+        }
+        _ if status.is_some_and(is_transient_status) => Verdict::Retry(format!(
+            "HTTP {} {code_text}: {message}",
+            status.unwrap_or_default()
+        )),
+        _ => Verdict::Fail(Failure::Untrusted(format!(
+            "unexpected answer {code_text}{}: {message}",
+            status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+        ))),
+    }
+}
+
+fn credentials_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a CredentialsError> {
+    let mut current = error.source();
+    while let Some(e) = current {
+        if let Some(cred) = e.downcast_ref::<CredentialsError>() {
+            return Some(cred);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// No credential source at all, or one that is misconfigured, is a deployment error; a source
+/// that exists but failed this time (ECS agent not ready, STS hiccup) is retried.
+fn classify_credentials_error(error: &CredentialsError) -> Verdict {
+    let detail = error_chain(error);
+    match error {
+        CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_) => {
+            Verdict::Fail(Failure::Config(format!(
+                "no AWS credentials: {detail}; on EKS use IRSA (a service account annotated with eks.amazonaws.com/role-arn), on ECS a task role"
+            )))
+        }
+        _ if is_refusal(&detail) => Verdict::Fail(Failure::Config(format!(
+            "the credential provider refused: {detail}; check the role's trust policy (IRSA) or the task role"
+        ))),
+        _ => Verdict::Retry(format!("could not load credentials: {detail}")),
+    }
+}
+
+/// STS answers a bad trust policy or token with a modeled error; those will not heal by retrying.
+fn is_refusal(detail: &str) -> bool {
+    [
+        "AccessDenied",
+        "InvalidIdentityToken",
+        "ExpiredToken",
+        "IDPRejectedClaim",
+        "MalformedPolicyDocument",
+    ]
+    .iter()
+    .any(|code| detail.contains(code))
+}
+
+/// The error and its sources on one line, without duplicates (the SDK nests the same text).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Capped exponential backoff with jitter: a delay drawn from the upper half of the window, so
+/// a herd of pods started together spreads out over the 5 requests/second quota.
+fn backoff(attempt: u32) -> Duration {
+    let window = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(BACKOFF_CAP);
+    let mut bytes = [0u8; 4];
+    if SysRng.try_fill_bytes(&mut bytes).is_err() {
+        warn!("no randomness for backoff jitter; using the full window");
+        return window;
+    }
+    let fraction = u32::from_le_bytes(bytes) as f64 / u32::MAX as f64;
+    window.mul_f64(0.5 + fraction / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter_in_the_upper_half() {
+        for attempt in 1..40 {
+            let window = BACKOFF_BASE
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(BACKOFF_CAP);
+            let pause = backoff(attempt);
+            assert!(
+                pause >= window / 2 && pause <= window,
+                "{attempt}: {pause:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unmodeled_errors_are_classified() {
+        let fail_config = |v: Verdict| matches!(v, Verdict::Fail(Failure::Config(_)));
+        assert!(fail_config(classify_unmodeled(
+            Some("AccessDeniedException"),
+            "m",
+            Some(400)
+        )));
+        assert!(fail_config(classify_unmodeled(
+            Some("UnrecognizedClientException"),
+            "m",
+            Some(400)
+        )));
+        assert!(matches!(
+            classify_unmodeled(None, "m", Some(503)),
+            Verdict::Retry(_)
+        ));
+        assert!(matches!(
+            classify_unmodeled(Some("Weird"), "m", Some(502)),
+            Verdict::Retry(_)
+        ));
+        assert!(matches!(
+            classify_unmodeled(Some("Weird"), "m", Some(400)),
+            Verdict::Fail(Failure::Untrusted(_))
+        ));
+    }
+
+    #[test]
+    fn refusals_are_recognised() {
+        assert!(is_refusal(
+            "service error: AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity"
+        ));
+        assert!(!is_refusal("connection refused"));
+    }
+}
