@@ -43,7 +43,16 @@ pub struct Options {
     pub token: Option<String>,
     pub nonce: Option<String>,
     pub record: Option<String>,
+    /// An AWS endpoint variable that is set but blank: the SDK would panic on it.
+    pub blank_endpoint_variable: Option<&'static str>,
 }
+
+/// Endpoint variables the AWS SDK reads by itself (the STS one for EKS IRSA credentials).
+const SDK_ENDPOINT_VARIABLES: &[&str] = &[
+    "AWS_ENDPOINT_URL_MARKETPLACE_METERING",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+];
 
 /// Where log lines go and how much: always stderr.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,6 +309,10 @@ fn collect(
         token: None,
         nonce: lookup("nonce"),
         record: lookup("record"),
+        blank_endpoint_variable: SDK_ENDPOINT_VARIABLES
+            .iter()
+            .find(|var| env(var).is_some_and(|v| v.trim().is_empty()))
+            .copied(),
     };
     if subcommand == Subcommand::Verify {
         // The workload started by `entitle run` has the token itself in ENTITLE_TOKEN.
@@ -402,6 +415,11 @@ pub fn check_settings(
     read_file: &dyn Fn(&Path) -> std::io::Result<String>,
 ) -> Result<CheckSettings, Failure> {
     let product = product(options, read_file)?;
+    if let Some(var) = options.blank_endpoint_variable {
+        return Err(Failure::Config(format!(
+            "{var} is set but empty; unset it to use the AWS endpoint, or set it to an http(s) URL"
+        )));
+    }
     let timeout = match &options.timeout {
         Some(v) => positive_duration("--timeout (ENTITLE_TIMEOUT)", v)?,
         None => DEFAULT_TIMEOUT,
@@ -581,7 +599,7 @@ fn output_path(text: &str) -> Result<PathBuf, Failure> {
 fn endpoint_url(text: &str) -> Result<String, Failure> {
     if !(text.starts_with("https://") || text.starts_with("http://")) {
         return Err(usage_msg(&format!(
-            "--endpoint-url is `{text}`, expected an http:// or https:// URL"
+            "--endpoint-url (AWS_ENDPOINT_URL_MARKETPLACE_METERING) is `{text}`, expected an http:// or https:// URL"
         )));
     }
     Ok(text.to_owned())

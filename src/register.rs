@@ -113,12 +113,22 @@ async fn load_sdk_config(settings: &CheckSettings) -> Result<SdkConfig, Failure>
         loader = loader.endpoint_url(url);
     }
     let sdk_config = loader.load().await;
-    if sdk_config.region().is_none() {
-        return Err(Failure::Config(
+    match sdk_config.region().map(|r| r.as_ref()) {
+        None | Some("") => Err(Failure::Config(
             "no AWS region: set AWS_REGION (ECS and the EKS IRSA webhook set it; RegisterUsage must be called in the region the task or pod runs in)".into(),
-        ));
+        )),
+        Some(region) if !is_region_name(region) => Err(Failure::Config(format!(
+            "AWS region `{region}` is not a region name such as us-east-1; fix AWS_REGION"
+        ))),
+        Some(_) => Ok(sdk_config),
     }
-    Ok(sdk_config)
+}
+
+fn is_region_name(region: &str) -> bool {
+    region.len() <= 64
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// rustls with ring and only the embedded Amazon roots, plus `SSL_CERT_FILE` for a private CA

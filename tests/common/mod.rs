@@ -1,0 +1,203 @@
+//! Shared by the integration tests: start `entitle-mock` on 127.0.0.1 and run the real `entitle`
+//! binary against it, always with a deadline so no test can hang.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const PRODUCT_CODE: &str = "prod-entitletest01";
+pub const ACCESS_KEY_ID: &str = "AKIDENTITLETEST00001";
+pub const SECRET_ACCESS_KEY: &str = "entitleTestSecretKey/DoNotLeak0000000000";
+
+/// The `entitle` binary under test.
+pub fn entitle_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_entitle"))
+}
+
+/// The `entitle-mock` binary, built next to `entitle` (same target folder) if it is not there yet.
+pub fn mock_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let profile_dir = entitle_bin().parent().expect("target folder").to_path_buf();
+            let target_dir = profile_dir.parent().expect("target root").to_path_buf();
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "entitle-mock"])
+                .env("CARGO_TARGET_DIR", &target_dir)
+                .status()
+                .expect("run cargo build -p entitle-mock");
+            assert!(status.success(), "building entitle-mock failed");
+            profile_dir.join("entitle-mock")
+        })
+        .clone()
+}
+
+/// A running `entitle-mock`, killed on drop.
+pub struct Mock {
+    child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub public_key: PathBuf,
+    pub private_key: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Mock {
+    /// Starts the mock with `args` plus a fresh folder for its key and request log.
+    pub fn start(args: &[&str]) -> Mock {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let public_key = dir.path().join("mock-public.pem");
+        let private_key = dir.path().join("mock-private.pem");
+        let log = dir.path().join("requests.jsonl");
+        let mut command = Command::new(mock_bin());
+        command
+            .args(args)
+            .arg("--write-public-key")
+            .arg(&public_key)
+            .arg("--request-log")
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if !args.contains(&"--private-key") {
+            command.arg("--write-private-key").arg(&private_key);
+        }
+        let mut child = command.spawn().expect("start entitle-mock");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("mock stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("mock prints its URL");
+        let url = line.trim().to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "mock said {url:?}");
+        Mock {
+            child,
+            url,
+            dir,
+            public_key,
+            private_key,
+            log,
+        }
+    }
+
+    /// Every request the mock saw, oldest first.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("request log line is JSON"))
+            .collect()
+    }
+
+    /// Only the RegisterUsage requests.
+    pub fn registrations(&self) -> Vec<serde_json::Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["kind"] == "register")
+            .collect()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `entitle ARGS` with a clean environment aimed at `mock`: region, static test credentials,
+/// product code and the mock's public key. No IMDS, no profile files.
+pub fn entitle(mock: &Mock, args: &[&str]) -> Command {
+    let mut command = bare_entitle(args);
+    command
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+        .env("AWS_ENDPOINT_URL_MARKETPLACE_METERING", &mock.url)
+        .env("ENTITLE_PRODUCT_CODE", PRODUCT_CODE)
+        .env("ENTITLE_PUBLIC_KEY_FILE", &mock.public_key);
+    command
+}
+
+/// `entitle ARGS` with nothing configured but PATH and no way to reach real AWS or IMDS.
+pub fn bare_entitle(args: &[&str]) -> Command {
+    let mut command = Command::new(entitle_bin());
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null());
+    command
+}
+
+/// What a finished run printed, and how long it took.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn assert_code(&self, expected: i32) -> &Run {
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "exit code; stderr:\n{}\nstdout:\n{}",
+            self.stderr,
+            self.stdout
+        );
+        self
+    }
+}
+
+/// Runs `command` to completion, killing it (and failing the test) after `limit`.
+pub fn run_within(command: &mut Command, limit: Duration) -> Run {
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start entitle");
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return false;
+            }
+        }
+        // SAFETY: kill(2) on a pid we spawned; harmless if it already exited.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        true
+    });
+    let output: Output = child.wait_with_output().expect("wait for entitle");
+    let elapsed = started.elapsed();
+    let killed = elapsed >= limit && watchdog.join().unwrap_or(false);
+    let run = Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed,
+    };
+    assert!(
+        !killed,
+        "entitle did not finish within {limit:?}; stderr:\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// Runs with the default 60 s safety limit.
+pub fn run(command: &mut Command) -> Run {
+    run_within(command, Duration::from_secs(60))
+}
