@@ -7,6 +7,7 @@
 
 use crate::exit::Failure;
 use crate::key::PublicKey;
+use crate::seal::Seal;
 use crate::supervise::{RunOptions, StartPolicy};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,17 @@ pub enum Command {
     Check(Options),
     Verify(Options),
     Run(Options, RunOptions),
+    Seal(SealRequest),
+    Inspect,
+}
+
+/// `entitle seal`: which products to trust, read from the vendor's files at build time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealRequest {
+    /// (product code, public key version, public key file)
+    pub entries: Vec<(String, Option<String>, Option<String>)>,
+    pub default_timeout: Option<String>,
+    pub output: Option<String>,
 }
 
 /// Options as given (flags over env), not yet validated. Shared by check, verify and run.
@@ -60,6 +72,15 @@ pub struct LogSettings {
     pub json: bool,
     /// A tracing filter: a bare level applies to `entitle` itself, other crates stay at `warn`.
     pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            json: false,
+            filter: "entitle=info,warn".into(),
+        }
+    }
 }
 
 /// The product this binary checks entitlement for.
@@ -121,8 +142,13 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Failure> {
         "check" => parse_options(&mut parser, Subcommand::Check, env),
         "verify" => parse_options(&mut parser, Subcommand::Verify, env),
         "run" => parse_options(&mut parser, Subcommand::Run, env),
+        "seal" => parse_seal(&mut parser),
+        "inspect" => match parser.next().map_err(usage)? {
+            None => Ok(Command::Inspect),
+            Some(other) => Err(usage(other.unexpected())),
+        },
         other => Err(usage_msg(&format!(
-            "unknown command `{other}`; the commands are check, verify, run and help"
+            "unknown command `{other}`; the commands are check, verify, run, seal, inspect and help"
         ))),
     }
 }
@@ -140,11 +166,65 @@ fn help_for(arg: Option<lexopt::Arg>) -> Result<Command, Failure> {
         Some(lexopt::Arg::Value(v)) if v == "check" => Ok(Command::Help(HELP_CHECK)),
         Some(lexopt::Arg::Value(v)) if v == "verify" => Ok(Command::Help(HELP_VERIFY)),
         Some(lexopt::Arg::Value(v)) if v == "run" => Ok(Command::Help(HELP_RUN)),
+        Some(lexopt::Arg::Value(v)) if v == "seal" || v == "inspect" => {
+            Ok(Command::Help(HELP_SEAL))
+        }
         Some(other) => Err(usage_msg(&format!(
             "no help for {}; the commands are check, verify and run",
             describe(&other)
         ))),
     }
+}
+
+/// Flags apply to the entry opened by the last --product-code, so several products can be sealed.
+fn parse_seal(parser: &mut lexopt::Parser) -> Result<Command, Failure> {
+    let mut request = SealRequest::default();
+    while let Some(arg) = parser.next().map_err(usage)? {
+        let name = match arg {
+            lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => {
+                return Ok(Command::Help(HELP_SEAL))
+            }
+            lexopt::Arg::Long(name) => name.to_owned(),
+            other => return Err(usage(other.unexpected())),
+        };
+        let value = parser
+            .value()
+            .map_err(usage)?
+            .into_string()
+            .map_err(|_| usage_msg(&format!("--{name} value is not UTF-8")))?;
+        let once = |slot: &mut Option<String>, value: String| match slot {
+            Some(_) => Err(usage_msg(&format!(
+                "--{name} is given twice for one product"
+            ))),
+            None => {
+                *slot = Some(value);
+                Ok(())
+            }
+        };
+        match (name.as_str(), request.entries.last_mut()) {
+            ("product-code", _) => request.entries.push((value, None, None)),
+            ("public-key-version", Some(entry)) => once(&mut entry.1, value)?,
+            ("public-key-file", Some(entry)) => once(&mut entry.2, value)?,
+            ("public-key-version" | "public-key-file", None) => {
+                return Err(usage_msg(&format!(
+                    "--{name} must follow the --product-code it belongs to"
+                )))
+            }
+            ("default-timeout", _) => once(&mut request.default_timeout, value)?,
+            ("output", _) => once(&mut request.output, value)?,
+            _ => {
+                return Err(usage_msg(&format!(
+                    "unknown option --{name} for `entitle seal`; see `entitle help seal`"
+                )))
+            }
+        }
+    }
+    if request.entries.is_empty() || request.output.is_none() {
+        return Err(usage_msg(
+            "`entitle seal` needs --product-code CODE --public-key-file KEY.pem (repeatable) and --output PATH",
+        ));
+    }
+    Ok(Command::Seal(request))
 }
 
 fn describe(arg: &lexopt::Arg) -> String {
@@ -413,16 +493,19 @@ pub fn log_settings(options: &Options) -> Result<LogSettings, Failure> {
 pub fn check_settings(
     options: &Options,
     read_file: &dyn Fn(&Path) -> std::io::Result<String>,
+    seal: Option<&Seal>,
 ) -> Result<CheckSettings, Failure> {
-    let product = product(options, read_file)?;
+    let product = product(options, read_file, seal)?;
     if let Some(var) = options.blank_endpoint_variable {
         return Err(Failure::Config(format!(
             "{var} is set but empty; unset it to use the AWS endpoint, or set it to an http(s) URL"
         )));
     }
-    let timeout = match &options.timeout {
-        Some(v) => positive_duration("--timeout (ENTITLE_TIMEOUT)", v)?,
-        None => DEFAULT_TIMEOUT,
+    let sealed_timeout = seal.and_then(|s| s.default_timeout.as_deref());
+    let timeout = match (&options.timeout, sealed_timeout) {
+        (Some(v), _) => positive_duration("--timeout (ENTITLE_TIMEOUT)", v)?,
+        (None, Some(v)) => positive_duration("the sealed default timeout", v)?,
+        (None, None) => DEFAULT_TIMEOUT,
     };
     let attempt_timeout = match &options.attempt_timeout {
         Some(v) => positive_duration("--attempt-timeout (ENTITLE_ATTEMPT_TIMEOUT)", v)?,
@@ -447,8 +530,9 @@ pub fn check_settings(
 pub fn verify_settings(
     options: &Options,
     read_file: &dyn Fn(&Path) -> std::io::Result<String>,
+    seal: Option<&Seal>,
 ) -> Result<VerifySettings, Failure> {
-    let product = product(options, read_file)?;
+    let product = product(options, read_file, seal)?;
     let source = match (&options.record, &options.token_file, &options.token) {
         (Some(record), _, _) => TokenSource::Record(PathBuf::from(record)),
         (None, file, inline) => {
@@ -492,6 +576,52 @@ fn read_token_file(
 use std::io::Read as _;
 
 fn product(
+    options: &Options,
+    read_file: &dyn Fn(&Path) -> std::io::Result<String>,
+    seal: Option<&Seal>,
+) -> Result<Product, Failure> {
+    match seal {
+        Some(seal) => sealed_product(options, seal),
+        None => runtime_product(options, read_file),
+    }
+}
+
+/// A sealed binary trusts only its sealed entries: runtime key options are refused outright
+/// rather than ignored, so a misconfigured deployment is noticed.
+fn sealed_product(options: &Options, seal: &Seal) -> Result<Product, Failure> {
+    let refused = [
+        (
+            "--public-key-file / ENTITLE_PUBLIC_KEY_FILE",
+            options.public_key_file.is_some(),
+        ),
+        (
+            "--public-key / ENTITLE_PUBLIC_KEY",
+            options.public_key.is_some(),
+        ),
+        (
+            "--public-key-version / ENTITLE_PUBLIC_KEY_VERSION",
+            options.public_key_version.is_some(),
+        ),
+    ];
+    if let Some((option, _)) = refused.iter().find(|(_, given)| *given) {
+        return Err(Failure::Config(format!(
+            "this binary is sealed (products: {}); it trusts only its sealed keys, remove {option}",
+            seal.codes().join(", ")
+        )));
+    }
+    let entry = seal
+        .entry(options.product_code.as_deref())
+        .map_err(Failure::Config)?;
+    let public_key = PublicKey::from_pem(&entry.public_key)
+        .map_err(|e| Failure::Config(format!("sealed key for {}: {e}", entry.product_code)))?;
+    Ok(Product {
+        code: entry.product_code.clone(),
+        public_key_version: entry.public_key_version,
+        public_key,
+    })
+}
+
+fn runtime_product(
     options: &Options,
     read_file: &dyn Fn(&Path) -> std::io::Result<String>,
 ) -> Result<Product, Failure> {
@@ -668,6 +798,20 @@ CMD gets ENTITLE_TOKEN, ENTITLE_NONCE and ENTITLE_PRODUCT_CODE (gate and --exec 
 Exit code: CMD's, or 128+signal; 126/127 when CMD cannot be run; else as `entitle check`.
 ";
 
+pub const HELP_SEAL: &str = "\
+entitle seal: write a copy of this binary that trusts only the given products and keys
+
+Usage:
+  entitle seal --product-code CODE --public-key-file KEY.pem [--public-key-version N]
+               [--product-code CODE2 --public-key-file KEY2.pem ...]
+               [--default-timeout DURATION] --output PATH
+  entitle inspect        show whether this binary is sealed, for which products and keys
+
+A sealed binary needs no product or key options; with several products ENTITLE_PRODUCT_CODE
+chooses one. Runtime key options and unsealed product codes are refused (exit 78).
+No Rust toolchain is needed: run it in a Dockerfile build stage.
+";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,6 +888,73 @@ mod tests {
             assert!(
                 matches!(result, Err(Failure::Usage(_))),
                 "{list:?}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn seal_options_group_by_product_code() {
+        let cmd = parse_with(
+            &[
+                "seal",
+                "--product-code",
+                "a",
+                "--public-key-file",
+                "a.pem",
+                "--product-code",
+                "b",
+                "--public-key-version",
+                "2",
+                "--public-key-file",
+                "b.pem",
+                "--output",
+                "out",
+            ],
+            &[],
+        );
+        let Ok(Command::Seal(request)) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(
+            request.entries,
+            vec![
+                ("a".to_owned(), None, Some("a.pem".to_owned())),
+                (
+                    "b".to_owned(),
+                    Some("2".to_owned()),
+                    Some("b.pem".to_owned())
+                ),
+            ]
+        );
+        assert_eq!(request.output.as_deref(), Some("out"));
+        for bad in [
+            vec![
+                "seal",
+                "--public-key-file",
+                "a.pem",
+                "--product-code",
+                "a",
+                "--output",
+                "o",
+            ],
+            vec![
+                "seal",
+                "--product-code",
+                "a",
+                "--public-key-file",
+                "a",
+                "--public-key-file",
+                "b",
+                "--output",
+                "o",
+            ],
+            vec!["seal", "--product-code", "a", "--public-key-file", "a.pem"],
+            vec!["seal", "--output", "o"],
+            vec!["inspect", "extra"],
+        ] {
+            assert!(
+                matches!(parse_with(&bad, &[]), Err(Failure::Usage(_))),
+                "{bad:?}"
             );
         }
     }
@@ -852,7 +1063,7 @@ mod tests {
                 ("ENTITLE_PUBLIC_KEY", test_keys::PUBLIC_2048_SPKI),
             ];
             env.extend_from_slice(extra);
-            check_settings(&check_options(&["check"], &env), &no_files)
+            check_settings(&check_options(&["check"], &env), &no_files, None)
         };
         let ok = base(&[]).unwrap();
         assert_eq!(
@@ -891,6 +1102,7 @@ mod tests {
                 &[],
             ),
             &no_files,
+            None,
         );
         assert!(matches!(missing_file, Err(Failure::Config(m)) if m.contains("/nope.pem")));
     }

@@ -11,5 +11,6 @@ pub mod logging;
 pub mod nonce;
 pub mod record;
 pub mod register;
+pub mod seal;
 pub mod supervise;
 pub mod verify;

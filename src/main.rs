@@ -1,8 +1,12 @@
 //! `entitle`: configuration → nonce → register → verify → record → (run: supervise).
 
-use entitle::config::{self, CheckSettings, Command, TokenSource, VerifySettings};
+use entitle::config::{
+    self, CheckSettings, Command, LogSettings, SealRequest, TokenSource, VerifySettings,
+};
 use entitle::exit::Failure;
+use entitle::key::PublicKey;
 use entitle::record::{self, Record};
+use entitle::seal::{self, Seal};
 use entitle::verify::{self, Entitlement, Expected};
 use entitle::{logging, nonce, register, supervise};
 use std::ffi::OsString;
@@ -23,24 +27,31 @@ fn main() -> ExitCode {
 }
 
 fn execute(command: Command) -> i32 {
-    let options = match &command {
+    let log_settings = match &command {
         Command::Help(text) => return print_and_succeed(text),
         Command::Version => return print_and_succeed(&version()),
-        Command::Check(options) | Command::Verify(options) | Command::Run(options, _) => options,
+        Command::Check(options) | Command::Verify(options) | Command::Run(options, _) => {
+            config::log_settings(options)
+        }
+        Command::Seal(_) | Command::Inspect => Ok(LogSettings::default()),
     };
-    if let Err(failure) = config::log_settings(options).and_then(|s| logging::init(&s)) {
+    if let Err(failure) = log_settings.and_then(|s| logging::init(&s)) {
         eprintln!("entitle: {failure}");
         return failure.exit_code();
     }
-    let outcome = match command {
-        Command::Check(options) => check_settings(&options).and_then(|s| check(&s)).map(|_| 0),
-        Command::Verify(options) => verify_settings(&options)
+    let outcome = own_seal().and_then(|seal| match command {
+        Command::Check(options) => check_settings(&options, seal.as_ref())
+            .and_then(|s| check(&s))
+            .map(|_| 0),
+        Command::Verify(options) => verify_settings(&options, seal.as_ref())
             .and_then(|s| verify_offline(&s))
             .map(|_| 0),
-        Command::Run(options, run) => check_settings(&options)
+        Command::Run(options, run) => check_settings(&options, seal.as_ref())
             .and_then(|settings| supervise::run(run, Box::new(move || check(&settings)))),
+        Command::Seal(request) => seal_copy(&request, seal.as_ref()).map(|_| 0),
+        Command::Inspect => print_seal(seal.as_ref()).map(|_| 0),
         Command::Help(_) | Command::Version => Ok(0),
-    };
+    });
     match outcome {
         Ok(code) => code,
         Err(failure) => {
@@ -56,19 +67,102 @@ fn print_and_succeed(text: &str) -> i32 {
 }
 
 fn version() -> String {
-    format!("entitle {}\n", env!("CARGO_PKG_VERSION"))
+    let status = match seal::decode(&seal::own_slot()) {
+        Ok(None) => "unsealed".to_owned(),
+        Ok(Some(seal)) => format!("sealed: {}", seal.codes().join(", ")),
+        Err(e) => format!("seal damaged: {e}"),
+    };
+    format!("entitle {} ({status})\n", env!("CARGO_PKG_VERSION"))
+}
+
+/// This binary's sealed trust, if any. A damaged seal stops everything: never fall back to
+/// runtime options.
+fn own_seal() -> Result<Option<Seal>, Failure> {
+    seal::decode(&seal::own_slot()).map_err(Failure::Config)
 }
 
 fn read_file(path: &std::path::Path) -> std::io::Result<String> {
     std::fs::read_to_string(path)
 }
 
-fn check_settings(options: &config::Options) -> Result<CheckSettings, Failure> {
-    config::check_settings(options, &read_file)
+fn check_settings(
+    options: &config::Options,
+    seal: Option<&Seal>,
+) -> Result<CheckSettings, Failure> {
+    config::check_settings(options, &read_file, seal)
 }
 
-fn verify_settings(options: &config::Options) -> Result<VerifySettings, Failure> {
-    config::verify_settings(options, &read_file)
+fn verify_settings(
+    options: &config::Options,
+    seal: Option<&Seal>,
+) -> Result<VerifySettings, Failure> {
+    config::verify_settings(options, &read_file, seal)
+}
+
+/// `entitle seal`: a copy of this executable with the vendor's products in its seal slot.
+fn seal_copy(request: &SealRequest, current: Option<&Seal>) -> Result<(), Failure> {
+    if let Some(current) = current {
+        return Err(Failure::Config(format!(
+            "this binary is already sealed (products: {}); seal the released, unsealed entitle binary",
+            current.codes().join(", ")
+        )));
+    }
+    let entries = request
+        .entries
+        .iter()
+        .map(|(code, version, key_file)| {
+            let key_file = key_file.as_deref().ok_or_else(|| {
+                Failure::Usage(format!("--product-code {code} needs its --public-key-file"))
+            })?;
+            let public_key = std::fs::read_to_string(key_file)
+                .map_err(|e| Failure::Config(format!("cannot read {key_file}: {e}")))?;
+            Ok(seal::Entry {
+                product_code: code.clone(),
+                public_key_version: config::public_key_version(version.as_deref())?,
+                public_key,
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let new_seal = Seal {
+        entries,
+        default_timeout: request.default_timeout.clone(),
+    };
+    let output = request.output.as_deref().unwrap_or_default();
+    let binary = std::fs::read("/proc/self/exe").map_err(|e| {
+        Failure::Internal(format!("cannot read this executable (/proc/self/exe): {e}"))
+    })?;
+    let sealed =
+        seal::seal_binary(&binary, &seal::own_slot(), &new_seal).map_err(Failure::Config)?;
+    record::write_atomically(std::path::Path::new(output), &sealed, 0o755)
+        .map_err(|e| Failure::Config(format!("cannot write --output {output}: {e}")))?;
+    info!(products = %new_seal.codes().join(", "), output, "sealed");
+    Ok(())
+}
+
+/// `entitle inspect`: the seal in a form a vendor can compare with the portal.
+fn print_seal(seal: Option<&Seal>) -> Result<(), Failure> {
+    let Some(seal) = seal else {
+        println!(
+            "entitle {}: unsealed (product and key come from options)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return Ok(());
+    };
+    println!("entitle {}: sealed", env!("CARGO_PKG_VERSION"));
+    for entry in &seal.entries {
+        let key = PublicKey::from_pem(&entry.public_key).map_err(Failure::Config)?;
+        println!(
+            "product {} key-version {} RSA-{} sha256:{}",
+            entry.product_code,
+            entry.public_key_version,
+            key.bits(),
+            key.fingerprint()
+        );
+    }
+    if let Some(timeout) = &seal.default_timeout {
+        println!("default timeout {timeout}");
+    }
+    Ok(())
 }
 
 /// Register a fresh nonce, verify the answer, write the record: the whole `entitle check`.
@@ -92,7 +186,7 @@ fn check(settings: &CheckSettings) -> Result<Entitlement, Failure> {
         .map_err(|rejection| Failure::Untrusted(rejection.to_string()))?;
     if let Some(path) = &settings.output {
         let record = Record::new(&entitlement, answer.key_rotation.clone(), SystemTime::now());
-        record::write_atomically(path, &record.to_json()).map_err(|e| {
+        record::write_atomically(path, record.to_json().as_bytes(), 0o644).map_err(|e| {
             Failure::Config(format!(
                 "cannot write the record to {}: {e}",
                 path.display()

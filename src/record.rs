@@ -6,6 +6,7 @@ use crate::verify::Entitlement;
 use aws_smithy_types::date_time::{DateTime, Format};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -58,7 +59,7 @@ fn rfc3339(time: DateTime) -> String {
 }
 
 /// Writes `contents` to `path` so readers see the old file or the whole new one, never a part.
-pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
+pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -69,8 +70,9 @@ pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(mode)
             .open(&temp)?;
-        file.write_all(contents.as_bytes())?;
+        file.write_all(contents)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)
     })();
@@ -118,8 +120,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("entitle-record-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("record.json");
-        write_atomically(&path, "one").unwrap();
-        write_atomically(&path, "two").unwrap();
+        write_atomically(&path, b"one", 0o644).unwrap();
+        write_atomically(&path, b"two", 0o644).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();

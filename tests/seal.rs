@@ -1,0 +1,276 @@
+//! Sealed trust as a vendor and a buyer meet it: seal the real binary, run it against
+//! `entitle-mock`, try every override, damage the seal, copy the binary.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MARKER: &[u8] = b"entitle:seal-slot:v1";
+
+/// Seals the `entitle` binary under test for `entries` (product code, key version, key file).
+fn seal(dir: &Path, entries: &[(&str, &str, &Path)], extra: &[&str]) -> PathBuf {
+    let output = dir.join("entitle-sealed");
+    let mut command = bare_entitle(&["seal"]);
+    for (code, version, key) in entries {
+        command.args([
+            "--product-code",
+            code,
+            "--public-key-version",
+            version,
+            "--public-key-file",
+        ]);
+        command.arg(key);
+    }
+    command.args(extra).arg("--output").arg(&output);
+    run(&mut command).assert_code(0);
+    output
+}
+
+/// `entitle` replaced by `binary`, with the mock's endpoint, region and credentials but no
+/// product or key options.
+fn sealed_command(binary: &Path, mock: &Mock, args: &[&str]) -> Command {
+    let configured = entitle(mock, args);
+    let mut command = Command::new(binary);
+    command.args(args).env_clear();
+    for (key, value) in configured.get_envs() {
+        if let (Some(value), false) = (value, key.to_string_lossy().starts_with("ENTITLE_")) {
+            command.env(key, value);
+        }
+    }
+    command
+}
+
+fn slot_offset(bytes: &[u8]) -> usize {
+    let mut found = bytes
+        .windows(MARKER.len())
+        .enumerate()
+        .filter(|(_, w)| *w == MARKER);
+    let (offset, _) = found.next().expect("slot marker");
+    assert!(found.next().is_none(), "marker appears once");
+    offset
+}
+
+#[test]
+fn a_sealed_binary_needs_no_options_and_refuses_every_override() {
+    let mock = Mock::start(&["--answer", "ok"]);
+    let sealed = seal(
+        mock.dir.path(),
+        &[(PRODUCT_CODE, "1", &mock.public_key)],
+        &["--default-timeout", "20s"],
+    );
+
+    let version = run(&mut sealed_command(&sealed, &mock, &["--version"]));
+    version.assert_code(0);
+    assert!(
+        version.stdout.contains(&format!("sealed: {PRODUCT_CODE}")),
+        "{}",
+        version.stdout
+    );
+    let inspect = run(&mut sealed_command(&sealed, &mock, &["inspect"]));
+    inspect.assert_code(0);
+    assert!(
+        inspect.stdout.contains("sha256:") && inspect.stdout.contains("default timeout 20s"),
+        "{}",
+        inspect.stdout
+    );
+
+    run(&mut sealed_command(&sealed, &mock, &["check"])).assert_code(0);
+    let mut same_code = sealed_command(&sealed, &mock, &["check"]);
+    same_code.env("ENTITLE_PRODUCT_CODE", PRODUCT_CODE);
+    run(&mut same_code).assert_code(0);
+    assert_eq!(mock.registrations().len(), 2);
+
+    let other_key = mock.path("other.pem");
+    std::fs::copy(&mock.public_key, &other_key).unwrap();
+    let overrides: Vec<(&str, Vec<&str>, Vec<(&str, &str)>)> = vec![
+        (
+            "key file flag",
+            vec!["check", "--public-key-file", other_key.to_str().unwrap()],
+            vec![],
+        ),
+        (
+            "key file env",
+            vec!["check"],
+            vec![("ENTITLE_PUBLIC_KEY_FILE", other_key.to_str().unwrap())],
+        ),
+        (
+            "inline key env",
+            vec!["check"],
+            vec![("ENTITLE_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----")],
+        ),
+        (
+            "key version",
+            vec!["check", "--public-key-version", "1"],
+            vec![],
+        ),
+        (
+            "free product code",
+            vec!["check"],
+            vec![("ENTITLE_PRODUCT_CODE", "free-product-code")],
+        ),
+        (
+            "verify with own key",
+            vec![
+                "verify",
+                "--public-key-file",
+                other_key.to_str().unwrap(),
+                "--nonce",
+                "n",
+            ],
+            vec![],
+        ),
+    ];
+    for (what, args, env) in overrides {
+        let mut command = sealed_command(&sealed, &mock, &args);
+        command.envs(env);
+        let result = run(&mut command);
+        result.assert_code(78);
+        assert!(
+            result.stderr.contains("sealed"),
+            "{what}: {}",
+            result.stderr
+        );
+    }
+    assert_eq!(mock.registrations().len(), 2, "refused before any request");
+
+    let reseal = run(&mut Command::new(&sealed)
+        .args(["seal", "--product-code", "x", "--public-key-file"])
+        .arg(&other_key)
+        .arg("--output")
+        .arg(mock.path("twice")));
+    reseal.assert_code(78);
+    assert!(
+        reseal.stderr.contains("already sealed"),
+        "{}",
+        reseal.stderr
+    );
+}
+
+#[test]
+fn a_redirected_endpoint_cannot_make_a_sealed_binary_trust_its_key() {
+    let vendor = Mock::start(&[]);
+    let sealed = seal(
+        vendor.dir.path(),
+        &[(PRODUCT_CODE, "1", &vendor.public_key)],
+        &[],
+    );
+    let attacker = Mock::start(&[]);
+    let result = run(&mut sealed_command(&sealed, &attacker, &["check"]));
+    result.assert_code(76);
+    assert!(result.stderr.contains("signature"), "{}", result.stderr);
+}
+
+#[test]
+fn several_sealed_products_are_chosen_by_product_code() {
+    let mock = Mock::start(&[]);
+    let sealed = seal(
+        mock.dir.path(),
+        &[
+            ("prod-paid-a", "1", &mock.public_key),
+            ("prod-paid-b", "3", &mock.public_key),
+        ],
+        &[],
+    );
+    let ambiguous = run(&mut sealed_command(&sealed, &mock, &["check"]));
+    ambiguous.assert_code(78);
+    assert!(
+        ambiguous.stderr.contains("prod-paid-a, prod-paid-b"),
+        "{}",
+        ambiguous.stderr
+    );
+    let mut chosen = sealed_command(&sealed, &mock, &["check"]);
+    chosen.env("ENTITLE_PRODUCT_CODE", "prod-paid-b");
+    run(&mut chosen).assert_code(0);
+    let sent = &mock.registrations()[0];
+    assert_eq!(
+        (
+            sent["productCode"].as_str(),
+            sent["publicKeyVersion"].as_u64()
+        ),
+        (Some("prod-paid-b"), Some(3))
+    );
+}
+
+#[test]
+fn the_seal_survives_copying_and_any_damage_is_refused() {
+    let mock = Mock::start(&[]);
+    let sealed = seal(
+        mock.dir.path(),
+        &[(PRODUCT_CODE, "1", &mock.public_key)],
+        &[],
+    );
+    let copied_dir = mock.path("another-image");
+    std::fs::create_dir(&copied_dir).unwrap();
+    let copied = copied_dir.join("entitle");
+    std::fs::copy(&sealed, &copied).unwrap();
+    run(&mut sealed_command(&copied, &mock, &["check"])).assert_code(0);
+
+    let bytes = std::fs::read(&sealed).unwrap();
+    let offset = slot_offset(&bytes);
+    for (what, position) in [
+        ("state", offset + 24),
+        ("checksum", offset + 40),
+        ("payload", offset + 70),
+        ("padding", offset + 9000),
+    ] {
+        let mut damaged = bytes.clone();
+        damaged[position] ^= 0x20;
+        let path = mock.path("damaged");
+        std::fs::write(&path, &damaged).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let result = run(&mut sealed_command(&path, &mock, &["check"]));
+        result.assert_code(78);
+        assert!(
+            result.stderr.contains("damaged"),
+            "{what}: {}",
+            result.stderr
+        );
+        let version = run(&mut sealed_command(&path, &mock, &["--version"]));
+        assert!(
+            version.stdout.contains("seal damaged"),
+            "{what}: {}",
+            version.stdout
+        );
+    }
+    assert_eq!(mock.registrations().len(), 1);
+}
+
+#[test]
+fn cutting_the_end_off_a_sealed_binary_never_unseals_it() {
+    let mock = Mock::start(&[]);
+    let sealed = seal(
+        mock.dir.path(),
+        &[(PRODUCT_CODE, "1", &mock.public_key)],
+        &[],
+    );
+    let bytes = std::fs::read(&sealed).unwrap();
+    assert!(
+        slot_offset(&bytes) + 16 * 1024 < bytes.len(),
+        "the slot is not at the end"
+    );
+    let cut = mock.path("cut");
+    std::fs::write(&cut, &bytes[..bytes.len() - 4096]).unwrap();
+    std::fs::set_permissions(&cut, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut command = sealed_command(&cut, &mock, &["--version"]);
+    command.env("ENTITLE_PUBLIC_KEY_FILE", &mock.public_key);
+    match command.output() {
+        Ok(out) => assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("unsealed"),
+            "a cut binary must not come up unsealed"
+        ),
+        Err(_) => {} // the kernel refused the damaged ELF: also fine
+    }
+}
+
+#[test]
+fn an_unsealed_binary_says_so() {
+    let version = run(&mut bare_entitle(&["--version"]));
+    version.assert_code(0);
+    assert!(version.stdout.contains("(unsealed)"), "{}", version.stdout);
+    let inspect = run(&mut bare_entitle(&["inspect"]));
+    inspect.assert_code(0);
+    assert!(inspect.stdout.contains("unsealed"), "{}", inspect.stdout);
+}
