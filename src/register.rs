@@ -19,6 +19,7 @@ use aws_sdk_marketplacemetering::operation::register_usage::{
 use aws_sdk_marketplacemetering::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_http_client::Builder;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::date_time::Format;
 use rand::rngs::SysRng;
 use rand::TryRng;
@@ -61,17 +62,31 @@ enum Verdict {
 
 /// Registers `nonce` for the configured product, retrying transient failures within the budget.
 pub fn register(settings: &CheckSettings, nonce: &str) -> Result<Answer, Failure> {
+    register_with(settings, nonce, http_client()?)
+}
+
+/// [`register`] over a given HTTP client: the seam the fuzzer uses to feed arbitrary answers
+/// through the SDK's parser and this module's classification.
+pub fn register_with(
+    settings: &CheckSettings,
+    nonce: &str,
+    http: SharedHttpClient,
+) -> Result<Answer, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::Internal(format!("cannot start the I/O runtime: {e}")))?;
-    runtime.block_on(register_async(settings, nonce))
+    runtime.block_on(register_async(settings, nonce, http))
 }
 
-async fn register_async(settings: &CheckSettings, nonce: &str) -> Result<Answer, Failure> {
+async fn register_async(
+    settings: &CheckSettings,
+    nonce: &str,
+    http: SharedHttpClient,
+) -> Result<Answer, Failure> {
     let started = Instant::now();
     let deadline = started + settings.timeout;
-    let sdk_config = tokio::time::timeout(settings.timeout, load_sdk_config(settings))
+    let sdk_config = tokio::time::timeout(settings.timeout, load_sdk_config(settings, http))
         .await
         .map_err(|_| {
             Failure::Config(format!(
@@ -90,24 +105,28 @@ async fn register_async(settings: &CheckSettings, nonce: &str) -> Result<Answer,
             timeout_ms = limit.as_millis() as u64,
             "calling RegisterUsage"
         );
-        let (reason, pause) = match tokio::time::timeout(limit, call(&client, settings, nonce)).await {
-            Ok(Ok(output)) => return answer(output, attempts, started),
-            Ok(Err(error)) => match classify(&error) {
-                Verdict::Retry(reason) => {
+        let (reason, pause) =
+            match tokio::time::timeout(limit, call(&client, settings, nonce)).await {
+                Ok(Ok(output)) => return answer(output, attempts, started),
+                Ok(Err(error)) => match classify(&error) {
+                    Verdict::Retry(reason) => {
+                        failures += 1;
+                        (reason, transient_backoff(failures))
+                    }
+                    Verdict::Throttled(reason) => {
+                        throttles += 1;
+                        (reason, throttle_backoff(throttles))
+                    }
+                    Verdict::Fail(failure) => return Err(failure),
+                },
+                Err(_) => {
                     failures += 1;
-                    (reason, transient_backoff(failures))
+                    (
+                        format!("attempt timed out after {limit:?}"),
+                        transient_backoff(failures),
+                    )
                 }
-                Verdict::Throttled(reason) => {
-                    throttles += 1;
-                    (reason, throttle_backoff(throttles))
-                }
-                Verdict::Fail(failure) => return Err(failure),
-            },
-            Err(_) => {
-                failures += 1;
-                (format!("attempt timed out after {limit:?}"), transient_backoff(failures))
-            }
-        };
+            };
         let left = deadline.saturating_duration_since(Instant::now());
         if left < LAST_ATTEMPT_MIN {
             return Err(Failure::Transient(format!(
@@ -122,9 +141,12 @@ async fn register_async(settings: &CheckSettings, nonce: &str) -> Result<Answer,
     }
 }
 
-async fn load_sdk_config(settings: &CheckSettings) -> Result<SdkConfig, Failure> {
+async fn load_sdk_config(
+    settings: &CheckSettings,
+    http: SharedHttpClient,
+) -> Result<SdkConfig, Failure> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client()?)
+        .http_client(http)
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()
@@ -155,7 +177,7 @@ fn is_region_name(region: &str) -> bool {
 
 /// rustls with ring and only the embedded Amazon roots, plus `SSL_CERT_FILE` for a private CA
 /// (a corporate TLS-inspecting proxy, or a local test endpoint).
-fn http_client() -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, Failure> {
+pub fn http_client() -> Result<SharedHttpClient, Failure> {
     let mut store = TrustStore::empty()
         .with_native_roots(false)
         .with_pem_certificate(AMAZON_ROOTS);
@@ -382,7 +404,10 @@ fn transient_backoff(failures: u32) -> Duration {
 /// Full jitter over a slowly growing window (see [`THROTTLE_BASE`]).
 fn throttle_backoff(throttles: u32) -> Duration {
     let growth = THROTTLE_GROWTH.powi(throttles.saturating_sub(1).min(32) as i32);
-    THROTTLE_BASE.mul_f64(growth).min(THROTTLE_CAP).mul_f64(random_fraction())
+    THROTTLE_BASE
+        .mul_f64(growth)
+        .min(THROTTLE_CAP)
+        .mul_f64(random_fraction())
 }
 
 /// A uniform number in [0, 1] from the OS generator (1.0 if it fails: the full window).
@@ -408,7 +433,10 @@ mod tests {
                 .saturating_mul(1 << (failures - 1).min(16))
                 .min(TRANSIENT_CAP);
             let pause = transient_backoff(failures);
-            assert!(pause >= window / 2 && pause <= window, "{failures}: {pause:?}");
+            assert!(
+                pause >= window / 2 && pause <= window,
+                "{failures}: {pause:?}"
+            );
         }
     }
 
@@ -416,7 +444,10 @@ mod tests {
     fn throttle_backoff_spreads_over_a_growing_capped_window() {
         let pauses: Vec<Duration> = (0..200).map(|_| throttle_backoff(1)).collect();
         assert!(pauses.iter().all(|p| *p <= THROTTLE_BASE));
-        assert!(pauses.iter().any(|p| *p < THROTTLE_BASE / 4), "uses the whole window");
+        assert!(
+            pauses.iter().any(|p| *p < THROTTLE_BASE / 4),
+            "uses the whole window"
+        );
         assert!((0..50).all(|_| throttle_backoff(100) <= THROTTLE_CAP));
     }
 
