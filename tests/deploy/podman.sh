@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Real container tests with podman + runc (Debian packages), no registry and no network besides
+# loopback:
+#   - hadolint on Dockerfile and deploy/docker/Dockerfile.vendor;
+#   - the .dockerignore'd build context holds a workspace that cargo resolves with --locked;
+#   - the runtime stage of ./Dockerfile (its last stage, verbatim, with the COPY taken from the
+#     locally built static binary instead of the build stage) builds into a one-layer image
+#     holding only /entitle, with the expected user, entrypoint and labels;
+#   - that image, run read-only, as 65532, with all capabilities dropped and --network host:
+#     `check` against entitle-mock on 127.0.0.1 exits 0 and writes the record; not entitled: 77;
+#   - deploy/docker/Dockerfile.vendor (entitle copied into a FROM scratch app image, entrypoint
+#     `entitle run --`): the workload starts hardened with the token, `podman stop` reaches it
+#     through entitle (SIGTERM) and its exit code 42 comes back; not entitled: 77, never started.
+# Needs root, podman, runc, musl-gcc (musl-tools), hadolint. Usage: tests/deploy/podman.sh
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+for tool in podman hadolint musl-gcc; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (see .ci/run)"; exit 1; }
+done
+RUNC=$(command -v runc) || { echo "missing runc"; exit 1; }
+
+BIN=$(entitle_static_bin)
+MOCK=$(entitle_mock_bin)
+
+# --- lint -------------------------------------------------------------------------------------
+check "hadolint Dockerfile" 0 timeout 60 hadolint "$REPO/Dockerfile"
+check "hadolint deploy/docker/Dockerfile.vendor" 0 timeout 60 hadolint "$REPO/deploy/docker/Dockerfile.vendor"
+
+# A private podman store: vfs driver, runc, cgroupfs, ulimits this sandbox allows.
+P=(podman --root "$WORK/storage" --runroot "$WORK/runroot" --storage-driver vfs
+   --cgroup-manager cgroupfs --events-backend file --runtime "$RUNC")
+on_exit "timeout 60 ${P[*]} rm -af -t 0; timeout 60 ${P[*]} rmi -af"
+note "$(podman --version), $("$RUNC" --version | head -n1)"
+RUN_FLAGS=(--network host --read-only --cap-drop ALL --security-opt no-new-privileges
+           --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+pod() { timeout "${POD_TIMEOUT:-120}" "${P[@]}" "$@"; }
+
+# --- the build context ---------------------------------------------------------------------------
+printf 'FROM scratch\nCOPY . /src\n' >"$WORK/Containerfile.context"
+check "build context image (.dockerignore applied)" 0 \
+  pod build --pull=never --isolation chroot -f "$WORK/Containerfile.context" -t localhost/entitle-context:test "$REPO"
+ctx=$WORK/context
+mkdir "$ctx"
+cid=$(pod create localhost/entitle-context:test /none)
+pod export "$cid" | tar -x -C "$ctx" src
+pod rm "$cid" >/dev/null
+assert "context: no target/ directory" [ ! -e "$ctx/src/target" ]
+assert "context: Cargo.lock present" [ -f "$ctx/src/Cargo.lock" ]
+check "context: cargo metadata --locked resolves the workspace" 0 \
+  timeout 120 cargo metadata --locked --offline --format-version 1 --no-deps --manifest-path "$ctx/src/Cargo.toml"
+note "context: $(du -sh "$ctx/src" | cut -f1), $(find "$ctx/src" -type f | wc -l) files"
+pod rmi localhost/entitle-context:test >/dev/null
+
+# --- the runtime image from the prebuilt binary ----------------------------------------------------
+img=$WORK/img
+mkdir "$img"
+cp "$BIN" "$img/entitle"
+# The last stage of ./Dockerfile, with `COPY --from=build /entitle /entitle` -> `COPY entitle /entitle`.
+last_from=$(grep -n '^FROM ' "$REPO/Dockerfile" | tail -n1 | cut -d: -f1)
+tail -n "+$last_from" "$REPO/Dockerfile" | sed 's|^COPY --from=build /entitle /entitle$|COPY entitle /entitle|' >"$img/Containerfile"
+assert "runtime stage is FROM scratch" grep -qx 'FROM scratch' "$img/Containerfile"
+assert "runtime stage copies /entitle (prebuilt)" grep -qx 'COPY entitle /entitle' "$img/Containerfile"
+check "podman build: runtime stage" 0 \
+  pod build --pull=never --isolation chroot -f "$img/Containerfile" -t localhost/entitle:test "$img"
+
+cfg() { pod image inspect --format "$1" localhost/entitle:test; }
+assert "image user is 65532:65532" [ "$(cfg '{{.Config.User}}')" = 65532:65532 ]
+assert "image entrypoint is [/entitle]" [ "$(cfg '{{json .Config.Entrypoint}}')" = '["/entitle"]' ]
+assert "image cmd is [check]" [ "$(cfg '{{json .Config.Cmd}}')" = '["check"]' ]
+assert "image has OCI title label" [ "$(cfg '{{index .Config.Labels "org.opencontainers.image.title"}}')" = entitle ]
+assert "image has one layer" [ "$(cfg '{{len .RootFS.Layers}}')" = 1 ]
+pod save -q --format docker-archive -o "$WORK/image.tar" localhost/entitle:test
+mkdir "$WORK/image" && tar -x -C "$WORK/image" -f "$WORK/image.tar"
+files=$(for layer in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))[0]["Layers"]))' "$WORK/image/manifest.json"); do
+  tar -t -f "$WORK/image/$layer"; done | sort | tr '\n' ' ')
+assert "image layer holds only /entitle (got: $files)" [ "$files" = "entitle " ]
+IMAGE_BYTES=$(cfg '{{.Size}}')
+note "image localhost/entitle:test: $IMAGE_BYTES bytes ($(awk -v b="$IMAGE_BYTES" 'BEGIN{printf "%.2f", b/1048576}') MiB)"
+
+# --- run it against entitle-mock on loopback --------------------------------------------------------
+start_mock ok
+start_mock refuse --answer not-entitled
+chmod 0644 "$WORK/ok.pem"
+mkdir "$WORK/out" && chown 65532:65532 "$WORK/out"
+ENV_FLAGS=(-e AWS_REGION=us-east-1 -e AWS_ACCESS_KEY_ID=AKIDEXAMPLEPODMAN -e AWS_SECRET_ACCESS_KEY=podman-secret
+           -e AWS_EC2_METADATA_DISABLED=true -e ENTITLE_PRODUCT_CODE=prod-podman -e ENTITLE_TIMEOUT=20s
+           -e ENTITLE_PUBLIC_KEY_FILE=/etc/entitle/product-key.pem
+           -v "$WORK/ok.pem:/etc/entitle/product-key.pem:ro")
+
+check "podman run check (read-only, 65532, cap-drop ALL): entitled" 0 \
+  pod run --rm "${RUN_FLAGS[@]}" "${ENV_FLAGS[@]}" -e AWS_ENDPOINT_URL_MARKETPLACE_METERING="$MOCK_URL_ok" \
+  -v "$WORK/out:/var/run/entitle" localhost/entitle:test check --output /var/run/entitle/record.json
+assert "record written by uid 65532" [ "$(stat -c %u "$WORK/out/record.json" 2>/dev/null)" = 65532 ]
+assert "record names the product" grep -q '"productCode": *"prod-podman"' "$WORK/out/record.json"
+check "podman run (default CMD check): not entitled" 77 \
+  pod run --rm "${RUN_FLAGS[@]}" "${ENV_FLAGS[@]}" -e AWS_ENDPOINT_URL_MARKETPLACE_METERING="$MOCK_URL_refuse" \
+  localhost/entitle:test
+assert "the refusal is logged" grep -q 'CustomerNotEntitled\|not entitled\|not subscribed' "$WORK/last.err"
+
+# --- the vendor pattern: entitle run -- /app/server, stopped with podman stop ------------------------
+vendor=$WORK/vendor
+mkdir "$vendor"
+timeout 120 musl-gcc -static -Os -o "$vendor/server" "$REPO/tests/deploy/workload.c"
+check "podman build: deploy/docker/Dockerfile.vendor (BASE_IMAGE=scratch)" 0 \
+  pod build --pull=never --isolation chroot -f "$REPO/deploy/docker/Dockerfile.vendor" \
+  --build-arg ENTITLE_IMAGE=localhost/entitle:test --build-arg BASE_IMAGE=scratch \
+  -t localhost/entitle-vendor:test "$vendor"
+
+wait_log() { # wait_log CONTAINER TEXT SECONDS
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    pod logs "$1" 2>&1 | grep -q "$2" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+pod run -d --name vendor-ok "${RUN_FLAGS[@]}" "${ENV_FLAGS[@]}" \
+  -e AWS_ENDPOINT_URL_MARKETPLACE_METERING="$MOCK_URL_ok" localhost/entitle-vendor:test >/dev/null
+if wait_log vendor-ok 'server: ready' 30; then
+  ok "vendor image: workload started after the check"
+  logs=$(pod logs vendor-ok 2>&1)
+  assert "workload runs as 65532:65532" grep -q 'server: uid=65532 gid=65532' <<<"$logs"
+  assert "workload's parent is entitle as PID 1" grep -q 'ppid=1$' <<<"$logs"
+  assert "workload has no capabilities" grep -Eq 'server: CapEff:[[:space:]]+0+$' <<<"$logs"
+  assert "workload has no_new_privs" grep -Eq 'server: NoNewPrivs:[[:space:]]+1$' <<<"$logs"
+  assert "root filesystem is read-only" grep -q 'server: write to / Read-only file system' <<<"$logs"
+  assert "workload got ENTITLE_TOKEN" grep -q 'server: ENTITLE_TOKEN present' <<<"$logs"
+  start=$(date +%s%N)
+  timeout 60 "${P[@]}" stop -t 10 vendor-ok >/dev/null || true
+  elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+  code=$(pod wait vendor-ok 2>/dev/null || pod inspect --format '{{.State.ExitCode}}' vendor-ok)
+  assert "podman stop: workload's exit code 42 returned (got $code)" [ "$code" = 42 ]
+  assert "podman stop: SIGTERM reached the workload" bash -c "${P[*]} logs vendor-ok 2>&1 | grep -q 'server: got SIGTERM'"
+  assert "podman stop: no SIGKILL needed (${elapsed_ms} ms < 10 s)" [ "$elapsed_ms" -lt 9000 ]
+else
+  bad "vendor image: workload did not start within 30 s"
+  pod logs vendor-ok 2>&1 | tail -n 20 | sed 's/^/#    /'
+fi
+pod rm -f -t 0 vendor-ok >/dev/null 2>&1 || true
+
+check "vendor image, not entitled: 77" 77 \
+  pod run --rm "${RUN_FLAGS[@]}" "${ENV_FLAGS[@]}" -e AWS_ENDPOINT_URL_MARKETPLACE_METERING="$MOCK_URL_refuse" \
+  localhost/entitle-vendor:test
+assert "vendor image, not entitled: workload never started" bash -c '! grep -q "server:" "$0" "$1"' "$WORK/last.out" "$WORK/last.err"
+
+summary
