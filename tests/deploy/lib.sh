@@ -8,6 +8,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 MUSL_TARGET=x86_64-unknown-linux-musl
 PASSED=0
 FAILED=0
+SKIPPED=0
 CLEANUPS=()
 
 ok()  { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
@@ -42,7 +43,11 @@ run_cleanups() {
 }
 
 summary() {
-  echo "$PASSED passed, $FAILED failed"
+  if [ "$SKIPPED" -gt 0 ]; then
+    echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+  else
+    echo "$PASSED passed, $FAILED failed"
+  fi
   [ "$FAILED" -eq 0 ]
 }
 

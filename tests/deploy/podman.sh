@@ -145,4 +145,71 @@ check "vendor image, not entitled: 77" 77 \
   localhost/entitle-vendor:test
 assert "vendor image, not entitled: workload never started" bash -c '! grep -q "server:" "$0" "$1"' "$WORK/last.out" "$WORK/last.err"
 
+# --- the Helm example chart's pod, rendered by helm and run the way a kubelet would -------------
+HELM=${HELM:-$(command -v helm || true)}
+if [ -z "$HELM" ]; then
+  bad "helm not found (set HELM; see .ci/run)"
+else
+  cp -r "$REPO/helm" "$WORK/helm"
+  rm -rf "$WORK/helm/example/charts" "$WORK/helm/example/Chart.lock"
+  timeout 60 "$HELM" dependency update "$WORK/helm/example" >/dev/null
+  printf 'FROM scratch\nCOPY server /app/server\nUSER 65532:65532\nENTRYPOINT ["/app/server"]\n' >"$vendor/Containerfile.app"
+  check "podman build: app image without entitle (FROM scratch, /app/server)" 0 \
+    pod build --pull=never --isolation chroot -f "$vendor/Containerfile.app" -t localhost/app:test "$vendor"
+  mkdir "$WORK/keycm" && cp "$WORK/ok.pem" "$WORK/keycm/product-key.pem"
+  helm_pod() { # helm_pod MODE MOCK_URL NAME: render the example chart and run its pod
+    local mode=$1 url=$2 name=$3
+    timeout 60 "$HELM" template rel "$WORK/helm/example" -f "$WORK/helm/example/ci/$mode-values.yaml" \
+      --set entitle.productCode=prod-helm --set entitle.timeout=20s --set-file entitle.publicKey="$WORK/ok.pem" \
+      --set-json "entitle.extraEnv=[{\"name\":\"AWS_ENDPOINT_URL_MARKETPLACE_METERING\",\"value\":\"$url\"},{\"name\":\"AWS_ACCESS_KEY_ID\",\"value\":\"AKIDEXAMPLEHELM\"},{\"name\":\"AWS_SECRET_ACCESS_KEY\",\"value\":\"helm-secret\"},{\"name\":\"AWS_REGION\",\"value\":\"us-east-1\"}]" \
+      >"$WORK/$name.yaml"
+    mkdir -p "$WORK/$name"
+    timeout 300 python3 "$REPO/tests/deploy/podrun.py" "$WORK/$name.yaml" --work "$WORK/$name" --name "$name" \
+      --podman "$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "${P[@]}")" \
+      --image registry.example.com/entitle:0.1.0=localhost/entitle:test \
+      --image registry.example.com/my-product:1.0.0=localhost/app:test \
+      --configmap my-product-entitle-key="$WORK/keycm" \
+      --run-flag=--network=host --run-flag=--ulimit=nofile=1024:1024 --run-flag=--ulimit=nproc=1024:1024 \
+      >"$WORK/$name.out" 2>&1 || true
+  }
+  show() { sed 's/^/#    /' "$WORK/$1.out" | tail -n 30; }
+
+  helm_pod init "$MOCK_URL_ok" helm-init
+  out=$(cat "$WORK/helm-init.out")
+  if assert "helm init mode: entitle-check init container exits 0" grep -qx 'init entitle-check: exit 0' <<<"$out"; then
+    assert "helm init mode: app started" grep -qx 'app app: ready' <<<"$out"
+    assert "helm init mode: app reads the record (read-only mount)" \
+      grep -Eq 'server: ENTITLE_RECORD /var/run/entitle/record.json: [1-9][0-9]* bytes' <<<"$out"
+    assert "helm init mode: record not writable by the app" grep -q 'record writable: Read-only file system' <<<"$out"
+    assert "helm init mode: app runs hardened (65532, no caps, read-only /)" \
+      bash -c 'grep -q "uid=65532 gid=65532" <<<"$0" && grep -Eq "CapEff:[[:space:]]+0+$" <<<"$0" && grep -q "write to / Read-only" <<<"$0"' "$out"
+    assert "helm init mode: app stopped cleanly (exit 42)" grep -qx 'app app: exit 42' <<<"$out"
+  else
+    show helm-init
+  fi
+  helm_pod init "$MOCK_URL_refuse" helm-refuse
+  assert "helm init mode, not entitled: init container exits 77, app never starts" \
+    bash -c 'grep -qx "init entitle-check: exit 77" "$0" && ! grep -q "^app " "$0"' "$WORK/helm-refuse.out" || show helm-refuse
+
+  # Wrapper mode needs `entitle install DIR` (the scratch image has no cp).
+  if "$BIN" --help 2>&1 | grep -q 'entitle install'; then
+    helm_pod wrapper "$MOCK_URL_ok" helm-wrap
+    out=$(cat "$WORK/helm-wrap.out")
+    if assert "helm wrapper mode: entitle-install init container exits 0" grep -qx 'init entitle-install: exit 0' <<<"$out"; then
+      assert "helm wrapper mode: app started under /entitle/entitle run" grep -qx 'app app: ready' <<<"$out"
+      assert "helm wrapper mode: app got ENTITLE_TOKEN" grep -q 'server: ENTITLE_TOKEN present' <<<"$out"
+      assert "helm wrapper mode: app's parent is entitle (PID 1)" grep -q 'server: uid=65532 gid=65532 pid=[0-9]* ppid=1$' <<<"$out"
+      assert "helm wrapper mode: SIGTERM forwarded, exit 42" grep -qx 'app app: exit 42' <<<"$out"
+    else
+      show helm-wrap
+    fi
+    helm_pod wrapper "$MOCK_URL_refuse" helm-wrap-refuse
+    assert "helm wrapper mode, not entitled: 77, workload never started" \
+      bash -c 'grep -qx "app app: exit 77" "$0" && ! grep -q "server:" "$0"' "$WORK/helm-wrap-refuse.out" || show helm-wrap-refuse
+  else
+    SKIPPED=$((SKIPPED + 1))
+    echo "skip - helm wrapper mode pod: this entitle has no \`install\` subcommand yet"
+  fi
+fi
+
 summary

@@ -26,6 +26,16 @@ int main(void) {
     printf("server: write to / %s\n", fd < 0 ? strerror(errno) : "succeeded");
     const char *token = getenv("ENTITLE_TOKEN");
     printf("server: ENTITLE_TOKEN %s\n", token && *token ? "present" : "missing");
+    const char *record = getenv("ENTITLE_RECORD");
+    if (record && *record) {
+        FILE *r = fopen(record, "r");
+        long size = -1;
+        if (r && fseek(r, 0, SEEK_END) == 0) size = ftell(r);
+        printf("server: ENTITLE_RECORD %s: %s%ld bytes\n", record, r ? "" : "unreadable, ", size);
+        if (r) fclose(r);
+        int wfd = open(record, O_WRONLY | O_APPEND);
+        printf("server: record writable: %s\n", wfd < 0 ? strerror(errno) : "yes");
+    }
 
     sigset_t term, old;
     sigemptyset(&term);
