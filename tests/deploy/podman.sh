@@ -145,6 +145,50 @@ check "vendor image, not entitled: 77" 77 \
   localhost/entitle-vendor:test
 assert "vendor image, not entitled: workload never started" bash -c '! grep -q "server:" "$0" "$1"' "$WORK/last.out" "$WORK/last.err"
 
+printf 'FROM scratch\nCOPY server /app/server\nUSER 65532:65532\nENTRYPOINT ["/app/server"]\n' >"$vendor/Containerfile.app"
+check "podman build: app image without entitle (FROM scratch, /app/server)" 0 \
+  pod build --pull=never --isolation chroot -f "$vendor/Containerfile.app" -t localhost/app:test "$vendor"
+PODMAN_JSON=$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "${P[@]}")
+PODRUN_FLAGS=(--podman "$PODMAN_JSON" --run-flag=--network=host --run-flag=--ulimit=nofile=1024:1024 --run-flag=--ulimit=nproc=1024:1024)
+
+# --- the ECS task definitions, run the way the ECS agent would ------------------------------------
+# Task-role credentials come from the mock's ECS credentials stand-in through
+# AWS_CONTAINER_CREDENTIALS_FULL_URI, as the agent provides them; the public key is given inline
+# with literal \n, exactly as in deploy/ecs/taskdef-*.json.
+start_mock ecs --credentials AKIDEXAMPLEECSTASK:ecs-task-secret --request-log "$WORK/ecs-requests.jsonl"
+KEY_INLINE=$(awk 'BEGIN { ORS = "\\n" } { print }' "$WORK/ecs.pem")
+ecs_task() { # ecs_task TASKDEF MOCK_URL NAME APP_IMAGE
+  mkdir -p "$WORK/$3"
+  timeout 300 python3 "$REPO/tests/deploy/podrun.py" "$REPO/deploy/ecs/$1" --work "$WORK/$3" --name "$3" "${PODRUN_FLAGS[@]}" \
+    --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/entitle:0.1.0=localhost/entitle:test \
+    --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-product:1.0.0="$4" \
+    --env "ENTITLE_PUBLIC_KEY=$KEY_INLINE" --env AWS_REGION=us-east-1 --env ENTITLE_TIMEOUT=20s \
+    --env "AWS_CONTAINER_CREDENTIALS_FULL_URI=$2/ecs/v2/credentials/task-role" \
+    --env "AWS_ENDPOINT_URL_MARKETPLACE_METERING=$2" >"$WORK/$3.out" 2>&1 || true
+}
+ecs_task taskdef-init.json "$MOCK_URL_ecs" ecs-init localhost/app:test
+out=$(cat "$WORK/ecs-init.out")
+if assert "ECS taskdef-init: entitle-check (essential false) exits 0 with task-role credentials" grep -qx 'init entitle-check: exit 0' <<<"$out"; then
+  assert "ECS taskdef-init: app started after dependsOn SUCCESS" grep -qx 'app app: ready' <<<"$out"
+  assert "ECS taskdef-init: app stopped cleanly (exit 42)" grep -qx 'app app: exit 42' <<<"$out"
+else
+  sed 's/^/#    /' "$WORK/ecs-init.out" | tail -n 30
+fi
+assert "ECS: credentials fetched from the container credentials endpoint" grep -q '"kind": *"ecs"' "$WORK/ecs-requests.jsonl"
+assert "ECS: RegisterUsage signed (SigV4 verified) with the task-role key" \
+  python3 -c 'import json,sys; sys.exit(not any(r.get("kind") == "register" and r.get("accessKeyId") == "AKIDEXAMPLEECSTASK" and r.get("sigv4") == "ok" for r in map(json.loads, open(sys.argv[1]))))' "$WORK/ecs-requests.jsonl"
+ecs_task taskdef-init.json "$MOCK_URL_refuse" ecs-refuse localhost/app:test
+assert "ECS taskdef-init, not entitled: entitle-check exits 77, app never starts" \
+  bash -c 'grep -qx "init entitle-check: exit 77" "$0" && ! grep -q "^app " "$0"' "$WORK/ecs-refuse.out"
+ecs_task taskdef-run.json "$MOCK_URL_ecs" ecs-run localhost/entitle-vendor:test
+out=$(cat "$WORK/ecs-run.out")
+if assert "ECS taskdef-run: app started under entryPoint /entitle run --" grep -qx 'app app: ready' <<<"$out"; then
+  assert "ECS taskdef-run: workload got ENTITLE_TOKEN" grep -q 'server: ENTITLE_TOKEN present' <<<"$out"
+  assert "ECS taskdef-run: stop forwarded, exit 42" grep -qx 'app app: exit 42' <<<"$out"
+else
+  sed 's/^/#    /' "$WORK/ecs-run.out" | tail -n 30
+fi
+
 # --- the Helm example chart's pod, rendered by helm and run the way a kubelet would -------------
 HELM=${HELM:-$(command -v helm || true)}
 if [ -z "$HELM" ]; then
@@ -153,23 +197,23 @@ else
   cp -r "$REPO/helm" "$WORK/helm"
   rm -rf "$WORK/helm/example/charts" "$WORK/helm/example/Chart.lock"
   timeout 60 "$HELM" dependency update "$WORK/helm/example" >/dev/null
-  printf 'FROM scratch\nCOPY server /app/server\nUSER 65532:65532\nENTRYPOINT ["/app/server"]\n' >"$vendor/Containerfile.app"
-  check "podman build: app image without entitle (FROM scratch, /app/server)" 0 \
-    pod build --pull=never --isolation chroot -f "$vendor/Containerfile.app" -t localhost/app:test "$vendor"
   mkdir "$WORK/keycm" && cp "$WORK/ok.pem" "$WORK/keycm/product-key.pem"
+  # IRSA as the EKS webhook provides it: AWS_ROLE_ARN from the ServiceAccount annotation, a
+  # projected web identity token, STS (here the mock's AssumeRoleWithWebIdentity stand-in).
+  echo "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6c2hvcDpyZWwtZW50aXRsZS1leGFtcGxlIn0.c2ln" >"$WORK/irsa-token"
+  chmod 0644 "$WORK/irsa-token"
   helm_pod() { # helm_pod MODE MOCK_URL NAME: render the example chart and run its pod
     local mode=$1 url=$2 name=$3
     timeout 60 "$HELM" template rel "$WORK/helm/example" -f "$WORK/helm/example/ci/$mode-values.yaml" \
       --set entitle.productCode=prod-helm --set entitle.timeout=20s --set-file entitle.publicKey="$WORK/ok.pem" \
-      --set-json "entitle.extraEnv=[{\"name\":\"AWS_ENDPOINT_URL_MARKETPLACE_METERING\",\"value\":\"$url\"},{\"name\":\"AWS_ACCESS_KEY_ID\",\"value\":\"AKIDEXAMPLEHELM\"},{\"name\":\"AWS_SECRET_ACCESS_KEY\",\"value\":\"helm-secret\"},{\"name\":\"AWS_REGION\",\"value\":\"us-east-1\"}]" \
+      --set-json "entitle.extraEnv=[{\"name\":\"AWS_ENDPOINT_URL_MARKETPLACE_METERING\",\"value\":\"$url\"},{\"name\":\"AWS_ENDPOINT_URL_STS\",\"value\":\"$url\"}]" \
       >"$WORK/$name.yaml"
     mkdir -p "$WORK/$name"
-    timeout 300 python3 "$REPO/tests/deploy/podrun.py" "$WORK/$name.yaml" --work "$WORK/$name" --name "$name" \
-      --podman "$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "${P[@]}")" \
+    timeout 300 python3 "$REPO/tests/deploy/podrun.py" "$WORK/$name.yaml" --work "$WORK/$name" --name "$name" "${PODRUN_FLAGS[@]}" \
       --image registry.example.com/entitle:0.1.0=localhost/entitle:test \
       --image registry.example.com/my-product:1.0.0=localhost/app:test \
       --configmap my-product-entitle-key="$WORK/keycm" \
-      --run-flag=--network=host --run-flag=--ulimit=nofile=1024:1024 --run-flag=--ulimit=nproc=1024:1024 \
+      --irsa-token "$WORK/irsa-token" --env AWS_REGION=us-east-1 --env AWS_DEFAULT_REGION=us-east-1 \
       >"$WORK/$name.out" 2>&1 || true
   }
   show() { sed 's/^/#    /' "$WORK/$1.out" | tail -n 30; }
@@ -184,6 +228,8 @@ else
     assert "helm init mode: app runs hardened (65532, no caps, read-only /)" \
       bash -c 'grep -q "uid=65532 gid=65532" <<<"$0" && grep -Eq "CapEff:[[:space:]]+0+$" <<<"$0" && grep -q "write to / Read-only" <<<"$0"' "$out"
     assert "helm init mode: app stopped cleanly (exit 42)" grep -qx 'app app: exit 42' <<<"$out"
+    assert "helm init mode: IRSA: AssumeRoleWithWebIdentity for the ServiceAccount's role" \
+      grep -q 'AssumeRoleWithWebIdentity.*roleArn="arn:aws:iam::123456789012:role/my-product-registerusage"' "$WORK/ok.log"
   else
     show helm-init
   fi
