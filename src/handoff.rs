@@ -38,13 +38,16 @@ pub enum Started {
 pub fn spawn(command: &[OsString], entitlement: Option<&Entitlement>) -> Result<Started, Failure> {
     let mut child = build(command, entitlement)?;
     let reset = SignalReset::new();
+    let hand_over_terminal = in_terminal_foreground();
     child.process_group(0);
     // SAFETY: the hook runs in the forked child before exec and only makes async-signal-safe
-    // calls (isatty, getpgrp, tcsetpgrp, sigaction, pthread_sigmask) on values prepared here;
-    // it allocates nothing.
+    // calls (getpgrp, tcsetpgrp, rt_sigaction, pthread_sigmask) on values prepared here; it
+    // allocates nothing.
     unsafe {
         child.pre_exec(move || {
-            take_terminal_foreground();
+            if hand_over_terminal {
+                take_terminal_foreground();
+            }
             reset.apply()
         });
     }
@@ -136,16 +139,26 @@ fn reblock_all_signals() {
     }
 }
 
-/// In the child, still with every signal blocked (the kernel treats a blocked SIGTTOU like an
-/// ignored one, so this cannot stop us): make our new process group the terminal's foreground
-/// group when stdin is a terminal, so the workload can read it and gets Ctrl-C / Ctrl-Z itself.
-/// Errors (stdin is a terminal but not our controlling one) are ignored, like tini does.
-fn take_terminal_foreground() {
-    // SAFETY: isatty, getpgrp and tcsetpgrp take plain integers and are async-signal-safe.
+/// Whether stdin is a terminal whose foreground process group is ours (`docker run -it`, or
+/// `entitle` run in the foreground of an interactive shell). Only then does the workload's new
+/// group take the foreground: never steal the terminal from a shell that put us in the background.
+fn in_terminal_foreground() -> bool {
+    // SAFETY: isatty, tcgetpgrp and getpgrp take plain integers.
     unsafe {
-        if libc::isatty(libc::STDIN_FILENO) == 1 {
-            libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp());
-        }
+        libc::isatty(libc::STDIN_FILENO) == 1
+            && libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp()
+    }
+}
+
+/// In the child, in its new process group and still with every signal blocked (the kernel treats
+/// a blocked SIGTTOU like an ignored one, so `tcsetpgrp` from a background group cannot stop us):
+/// make the group the terminal's foreground, so the workload can read the terminal and Ctrl-C /
+/// Ctrl-Z reach it directly (once: `entitle` is no longer in the foreground group). Errors are
+/// ignored, like tini does.
+fn take_terminal_foreground() {
+    // SAFETY: getpgrp and tcsetpgrp take plain integers and are async-signal-safe.
+    unsafe {
+        libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp());
     }
 }
 

@@ -590,19 +590,21 @@ fn main_child_and_orphan_exiting_together_never_hang() {
 }
 
 #[test]
-fn an_interactive_terminal_is_handed_to_the_workload() {
+fn an_interactive_terminal_is_handed_to_the_workload_and_ctrl_c_reaches_it() {
     require_namespaces!();
     let mock = Mock::start(&[]);
     let inner = entitle_run(&mock, &[], &py("tty_probe.py", &[]));
-    let mut command = prefixed(&[python(), &fixture("in_pty.py")], &as_pid1(&inner));
+    let in_pty = fixture("in_pty.py");
+    let mut command = prefixed(&[python(), &in_pty, "--interrupt"], &as_pid1(&inner));
     let result = run_within(&mut command, QUICK);
-    result.assert_code(0);
     assert!(
         result.stdout.contains("foreground=True"),
         "{}",
         result.stdout
     );
     assert!(result.stdout.contains("read=hello"), "{}", result.stdout);
+    // Ctrl-C killed the workload (SIGINT from the terminal), so entitle exits 130.
+    result.assert_code(130);
 }
 
 // ---------------------------------------------------------------------------------------------
