@@ -74,7 +74,7 @@ pub fn exec(command: &[OsString], entitlement: &Entitlement) -> i32 {
     };
     let reset = SignalReset::new();
     // SAFETY: the hook runs in this process right before execve, with only this thread left
-    // (the registration worker has been joined); it only calls sigaction and pthread_sigmask.
+    // (the registration worker has been joined); it only calls rt_sigaction and pthread_sigmask.
     unsafe {
         replacement.pre_exec(move || reset.apply());
     }
