@@ -27,6 +27,8 @@ pub enum Command {
     Run(Options, RunOptions),
     Seal(SealRequest),
     Inspect,
+    /// Copy this binary into a folder (an init container filling an `emptyDir`).
+    Install(PathBuf),
 }
 
 /// `entitle seal`: which products to trust, read from the vendor's files at build time.
@@ -147,8 +149,9 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Failure> {
             None => Ok(Command::Inspect),
             Some(other) => Err(usage(other.unexpected())),
         },
+        "install" => parse_install(&mut parser),
         other => Err(usage_msg(&format!(
-            "unknown command `{other}`; the commands are check, verify, run, seal, inspect and help"
+            "unknown command `{other}`; the commands are check, verify, run, seal, inspect, install and help"
         ))),
     }
 }
@@ -225,6 +228,25 @@ fn parse_seal(parser: &mut lexopt::Parser) -> Result<Command, Failure> {
         ));
     }
     Ok(Command::Seal(request))
+}
+
+fn parse_install(parser: &mut lexopt::Parser) -> Result<Command, Failure> {
+    let folder = match parser.next().map_err(usage)? {
+        Some(lexopt::Arg::Long("help")) | Some(lexopt::Arg::Short('h')) => {
+            return Ok(Command::Help(HELP_INSTALL))
+        }
+        Some(lexopt::Arg::Value(folder)) => PathBuf::from(folder),
+        Some(other) => return Err(usage(other.unexpected())),
+        None => {
+            return Err(usage_msg(
+                "`entitle install` needs the folder to copy the binary into",
+            ))
+        }
+    };
+    match parser.next().map_err(usage)? {
+        None => Ok(Command::Install(folder)),
+        Some(other) => Err(usage(other.unexpected())),
+    }
 }
 
 fn describe(arg: &lexopt::Arg) -> String {
@@ -743,6 +765,10 @@ Usage:
   entitle run    [OPTIONS] -- CMD [ARGS...] check, then run and supervise CMD as PID 1
   entitle verify [OPTIONS] --token FILE --nonce NONCE | --record FILE
                                             verify a token offline
+  entitle seal   --product-code CODE --public-key-file KEY.pem ... --output PATH
+                                            embed the vendor's trusted products and keys
+  entitle inspect                           show what this binary is sealed for
+  entitle install DIR                       copy this binary to DIR/entitle
   entitle help [COMMAND]
   entitle --version
 
@@ -796,6 +822,13 @@ Usage: entitle run [OPTIONS] -- CMD [ARGS...]
 
 CMD gets ENTITLE_TOKEN, ENTITLE_NONCE and ENTITLE_PRODUCT_CODE (gate and --exec modes).
 Exit code: CMD's, or 128+signal; 126/127 when CMD cannot be run; else as `entitle check`.
+";
+
+pub const HELP_INSTALL: &str = "\
+entitle install DIR: copy this binary (sealed or not) to DIR/entitle, mode 0755
+
+For an init container that puts entitle into an emptyDir shared with an application image
+that does not contain it (a FROM scratch image has no cp). Exit 0, or 78 if DIR is not writable.
 ";
 
 pub const HELP_SEAL: &str = "\
@@ -951,6 +984,8 @@ mod tests {
             vec!["seal", "--product-code", "a", "--public-key-file", "a.pem"],
             vec!["seal", "--output", "o"],
             vec!["inspect", "extra"],
+            vec!["install"],
+            vec!["install", "a", "b"],
         ] {
             assert!(
                 matches!(parse_with(&bad, &[]), Err(Failure::Usage(_))),

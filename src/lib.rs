@@ -1,7 +1,8 @@
 //! `entitle`: AWS Marketplace `RegisterUsage` entitlement check and PID 1 supervisor.
 //!
 //! The flow, one module per stage, data flowing one way:
-//! [`config`] → [`nonce`] → [`register`] → [`verify`] → [`record`] / [`supervise`].
+//! [`config`] → [`nonce`] → [`register`] → [`verify`] → [`record`] / [`supervise`] (with
+//! [`handoff`]).
 //! [`exit`] maps every failure to its documented exit code; [`key`], [`verify`] and [`seal`]'s
 //! decoding are pure (bytes in, verdict out).
 //!
@@ -39,6 +40,7 @@
 
 pub mod config;
 pub mod exit;
+pub mod handoff;
 pub mod key;
 pub mod logging;
 pub mod nonce;

@@ -33,7 +33,7 @@ fn execute(command: Command) -> i32 {
         Command::Check(options) | Command::Verify(options) | Command::Run(options, _) => {
             config::log_settings(options)
         }
-        Command::Seal(_) | Command::Inspect => Ok(LogSettings::default()),
+        Command::Seal(_) | Command::Inspect | Command::Install(_) => Ok(LogSettings::default()),
     };
     if let Err(failure) = log_settings.and_then(|s| logging::init(&s)) {
         eprintln!("entitle: {failure}");
@@ -50,6 +50,7 @@ fn execute(command: Command) -> i32 {
             .and_then(|settings| supervise::run(run, Box::new(move || check(&settings)))),
         Command::Seal(request) => seal_copy(&request, seal.as_ref()).map(|_| 0),
         Command::Inspect => print_seal(seal.as_ref()).map(|_| 0),
+        Command::Install(folder) => install(&folder).map(|_| 0),
         Command::Help(_) | Command::Version => Ok(0),
     });
     match outcome {
@@ -136,6 +137,22 @@ fn seal_copy(request: &SealRequest, current: Option<&Seal>) -> Result<(), Failur
     record::write_atomically(std::path::Path::new(output), &sealed, 0o755)
         .map_err(|e| Failure::Config(format!("cannot write --output {output}: {e}")))?;
     info!(products = %new_seal.codes().join(", "), output, "sealed");
+    Ok(())
+}
+
+/// `entitle install DIR`: this executable, byte for byte (a seal included), as DIR/entitle.
+fn install(folder: &std::path::Path) -> Result<(), Failure> {
+    let target = folder.join("entitle");
+    let binary = std::fs::read("/proc/self/exe").map_err(|e| {
+        Failure::Internal(format!("cannot read this executable (/proc/self/exe): {e}"))
+    })?;
+    record::write_atomically(&target, &binary, 0o755).map_err(|e| {
+        Failure::Config(format!(
+            "cannot install into {}: {e}; mount a writable folder (e.g. an emptyDir) there",
+            folder.display()
+        ))
+    })?;
+    info!(path = %target.display(), bytes = binary.len(), "installed");
     Ok(())
 }
 

@@ -26,9 +26,6 @@
     clippy::indexing_slicing
 )]
 
-#[path = "handoff.rs"]
-mod handoff;
-
 use std::ffi::OsString;
 use std::io;
 use std::mem::MaybeUninit;
@@ -40,7 +37,7 @@ use std::time::{Duration, Instant};
 use crate::exit::Failure;
 use crate::verify::Entitlement;
 
-use handoff::Started;
+use crate::handoff::{self, Started};
 
 /// How long an entitlement-failure stop waits for the workload before SIGKILL, when
 /// `--grace-period` is not set.

@@ -216,7 +216,7 @@ mod tests {
     }
 
     fn sign(header: &str, payload: &str) -> String {
-        test_keys::sign_ps256(&test_keys::PRIVATE_2048, header, payload)
+        test_keys::sign_ps256(test_keys::PRIVATE_2048, header, payload)
     }
 
     fn good_payload() -> String {
@@ -285,7 +285,7 @@ mod tests {
     #[test]
     fn rejects_a_signature_from_another_key() {
         let token = test_keys::sign_ps256(
-            &test_keys::PRIVATE_OTHER_2048,
+            test_keys::PRIVATE_OTHER_2048,
             r#"{"alg":"PS256"}"#,
             &good_payload(),
         );

@@ -162,7 +162,7 @@ impl Run {
 /// Runs `command` to completion, killing it (and failing the test) after `limit`.
 pub fn run_within(command: &mut Command, limit: Duration) -> Run {
     let started = Instant::now();
-    let mut child = command
+    let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
