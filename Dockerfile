@@ -26,9 +26,8 @@ RUN set -eu; \
     esac; \
     target="${arch}-unknown-linux-musl"; \
     rustup target add "${target}"; \
-    env "CC_${arch}_unknown_linux_musl=gcc" \
-      cargo build --release --locked --target "${target}" -p entitle; \
-    cp "target/${target}/release/entitle" /entitle; \
+    env "CC_${arch}_unknown_linux_musl=gcc" scripts/build-static.sh "${target}"; \
+    cp "target/dist/${target}/entitle" /entitle; \
     /entitle --version
 
 # The runtime image. tests/deploy/podman.sh builds this exact stage (everything below the next

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints the size of the static release binary and fails when it is over the budget.
 #
-#   scripts/size.sh                 build (no-op when fresh) and check target/x86_64-unknown-linux-musl/release/entitle
+#   scripts/size.sh                 build (scripts/build-static.sh) and check the shipped binary
 #   scripts/size.sh PATH            check that binary instead
 #   scripts/size.sh --bloat         also print what each crate costs (cargo bloat, in a separate
 #                                   unstripped build under target/size-bloat; needs `cargo install cargo-bloat`)
@@ -22,8 +22,7 @@ for arg in "$@"; do
   esac
 done
 if [ -z "$bin" ]; then
-  timeout 1200 cargo build --quiet --release --locked --target "$target" -p entitle
-  bin=${CARGO_TARGET_DIR:-target}/$target/release/entitle
+  bin=$(timeout 1200 scripts/build-static.sh "$target")
 fi
 
 bytes=$(stat -c %s "$bin")

@@ -58,8 +58,7 @@ on_exit true
 # The static release binary (built if missing or stale; cargo is a no-op when fresh).
 entitle_static_bin() {
   if [ -n "${ENTITLE_BIN:-}" ]; then echo "$ENTITLE_BIN"; return; fi
-  (cd "$REPO" && timeout 1200 cargo build --quiet --release --locked --target "$MUSL_TARGET" -p entitle) >&2
-  echo "${CARGO_TARGET_DIR:-$REPO/target}/$MUSL_TARGET/release/entitle"
+  timeout 1200 "$REPO/scripts/build-static.sh" "$MUSL_TARGET"
 }
 
 entitle_mock_bin() {
