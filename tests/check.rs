@@ -330,37 +330,34 @@ fn help_and_version_exit_0() {
 }
 
 #[test]
-fn no_region_exits_78_quickly() {
-    let mock = Mock::start(&[]);
-    let mut command = entitle(&mock, &["check"]);
-    command.env_remove("AWS_REGION");
-    let result = run(&mut command);
-    result.assert_code(78);
-    assert!(result.stderr.contains("AWS_REGION"), "{}", result.stderr);
-    assert!(
-        result.elapsed < Duration::from_secs(5),
-        "{:?}",
-        result.elapsed
-    );
-    assert!(mock.requests().is_empty());
-}
-
-#[test]
-fn no_credentials_exit_78_quickly() {
-    let mock = Mock::start(&[]);
-    let mut command = entitle(&mock, &["check"]);
-    command
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY");
-    let result = run(&mut command);
-    result.assert_code(78);
-    assert!(result.stderr.contains("credentials"), "{}", result.stderr);
-    assert!(
-        result.elapsed < Duration::from_secs(5),
-        "{:?}",
-        result.elapsed
-    );
-    assert!(mock.registrations().is_empty());
+fn no_region_or_no_credentials_exit_78_quickly() {
+    let cases: [(&[&str], &str); 2] = [
+        (&["AWS_REGION"], "AWS_REGION"),
+        (
+            &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+            "credentials",
+        ),
+    ];
+    for (removed, hint) in cases {
+        let mock = Mock::start(&[]);
+        let mut command = entitle(&mock, &["check"]);
+        for var in removed {
+            command.env_remove(var);
+        }
+        let result = run(&mut command);
+        result.assert_code(78);
+        assert!(
+            result.stderr.contains(hint),
+            "{removed:?}: {}",
+            result.stderr
+        );
+        assert!(
+            result.elapsed < Duration::from_secs(5),
+            "{removed:?}: {:?}",
+            result.elapsed
+        );
+        assert!(mock.registrations().is_empty(), "{removed:?}");
+    }
 }
 
 #[test]
