@@ -19,10 +19,16 @@ use aws_sdk_marketplacemetering::operation::register_usage::{
 use aws_sdk_marketplacemetering::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_http_client::Builder;
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::date_time::Format;
 use rand::rngs::SysRng;
 use rand::TryRng;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
@@ -183,22 +189,62 @@ pub fn http_client() -> Result<SharedHttpClient, Failure> {
         .with_native_roots(false)
         .with_pem_certificate(AMAZON_ROOTS);
     if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
-        let pem = std::fs::read(&path).map_err(|e| {
-            Failure::Config(format!(
-                "cannot read SSL_CERT_FILE {}: {e}",
-                path.to_string_lossy()
-            ))
-        })?;
-        store = store.with_pem_certificate(pem);
+        store = store.with_pem_certificate(private_ca_bundle(&path.to_string_lossy())?);
     }
     let tls_context = TlsContext::builder()
         .with_trust_store(store)
         .build()
         .map_err(|e| Failure::Config(format!("cannot build the TLS trust store: {e}")))?;
-    Ok(Builder::new()
+    let client = Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .tls_context(tls_context)
-        .build_https())
+        .build_https();
+    Ok(SharedHttpClient::new(NoWarmUp(client)))
+}
+
+/// The PEM bundle named by `SSL_CERT_FILE`, checked the way the SDK will use it: the SDK
+/// panics on a bundle it cannot parse, and a panic here would kill the container's PID 1.
+fn private_ca_bundle(path: &str) -> Result<Vec<u8>, Failure> {
+    let pem = std::fs::read(path)
+        .map_err(|e| Failure::Config(format!("cannot read SSL_CERT_FILE {path}: {e}")))?;
+    let invalid = |why: String| {
+        Failure::Config(format!(
+            "SSL_CERT_FILE {path} is not a usable PEM certificate bundle: {why}"
+        ))
+    };
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(invalid("it holds no BEGIN CERTIFICATE block".into()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates {
+        roots.add(certificate).map_err(|e| invalid(e.to_string()))?;
+    }
+    Ok(pem)
+}
+
+/// The SDK's hyper client builds a whole TLS connector, and throws it away, each time an SDK
+/// client is created (`validate_base_client_config`, meant to load native roots early). With
+/// the embedded roots that is pure cost: two extra trust-store parses, about 60% of all the
+/// instructions `entitle run -- true` executes (measured with callgrind). Connectors are still
+/// built, once, when a request needs one.
+#[derive(Debug)]
+struct NoWarmUp(SharedHttpClient);
+
+impl HttpClient for NoWarmUp {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 async fn call(
@@ -240,8 +286,12 @@ fn classify(
     match error {
         SdkError::ServiceError(e) => classify_service_error(e.err(), status),
         SdkError::TimeoutError(_) => Verdict::Retry("the request timed out".into()),
-        SdkError::DispatchFailure(failure) => match credentials_error(error) {
+        SdkError::DispatchFailure(failure) => match find_source::<CredentialsError>(error) {
             Some(cred) => classify_credentials_error(cred),
+            None if is_untrusted_certificate(error) => Verdict::Fail(Failure::Untrusted(format!(
+                "the endpoint's TLS certificate is not trusted: {}; if a TLS-inspecting proxy is in the way, give its CA in SSL_CERT_FILE",
+                error_chain(error)
+            ))),
             None if failure.is_user() => Verdict::Fail(Failure::Config(format!(
                 "the request could not be sent: {}",
                 error_chain(error)
@@ -337,17 +387,25 @@ fn classify_unmodeled(code: Option<&str>, message: &str, status: Option<u16>) ->
     }
 }
 
-fn credentials_error<'a>(
+/// The first error of type `T` among `error`'s sources.
+fn find_source<'a, T: std::error::Error + 'static>(
     error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a CredentialsError> {
+) -> Option<&'a T> {
     let mut current = error.source();
     while let Some(e) = current {
-        if let Some(cred) = e.downcast_ref::<CredentialsError>() {
-            return Some(cred);
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
         }
         current = e.source();
     }
     None
+}
+
+/// A certificate rustls refused (unknown issuer, wrong name, expired...): retrying cannot help,
+/// and it is what a redirected endpoint looks like. The SDK's TLS shim passes rustls errors on
+/// as text only, so the text is all there is to go by (rustls `Error::InvalidCertificate`).
+fn is_untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
+    error_chain(error).contains("invalid peer certificate")
 }
 
 /// No credential source at all, or one that is misconfigured, is a deployment error; a source

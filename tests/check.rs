@@ -523,3 +523,30 @@ fn verify_checks_a_token_or_a_record_offline() {
     run(&mut entitle(&mock, &["verify", "--nonce", nonce])).assert_code(78);
     assert_eq!(mock.registrations().len(), 1, "verify never calls AWS");
 }
+
+#[test]
+fn an_unusable_ssl_cert_file_is_a_configuration_error_not_a_crash() {
+    let mock = Mock::start(&[]);
+    let garbage = mock.path("garbage.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let empty = mock.path("empty.pem");
+    std::fs::write(&empty, "no certificates here\n").unwrap();
+    for (bundle, hint) in [
+        (&garbage, "not a usable PEM"),
+        (&empty, "no BEGIN CERTIFICATE"),
+    ] {
+        let mut command = entitle(&mock, &["check"]);
+        command.env("SSL_CERT_FILE", bundle);
+        let result = run(&mut command);
+        result.assert_code(78);
+        assert!(result.stderr.contains(hint), "{}", result.stderr);
+    }
+    let mut missing = entitle(&mock, &["check"]);
+    missing.env("SSL_CERT_FILE", "/nonexistent/ca.pem");
+    run(&mut missing).assert_code(78);
+    assert!(mock.registrations().is_empty());
+}
