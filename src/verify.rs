@@ -8,8 +8,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ring::signature::{UnparsedPublicKey, RSA_PSS_2048_8192_SHA256};
-use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::fmt;
 
 pub use crate::key::PublicKey;
@@ -82,20 +81,10 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-#[derive(Deserialize)]
-struct Header {
-    alg: Value,
-    crit: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Claims {
-    product_code: Option<Value>,
-    public_key_version: Option<Value>,
-    nonce: Option<Value>,
-    iat: Option<Value>,
-}
+/// A decoded JOSE header or claims set: always a JSON object (RFC 7515 §4, RFC 7519 §7.2).
+/// Parsing the whole object as `Value`s also checks every string is UTF-8, including members
+/// that are ignored (RFC 8259 §8.1).
+type JsonObject = Map<String, Value>;
 
 /// Verifies `token` with `key` and checks its claims against `expected`.
 ///
@@ -112,7 +101,7 @@ pub fn verify(token: &str, key: &PublicKey, expected: &Expected) -> Result<Entit
     UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, key.pkcs1_der())
         .verify(signing_input.as_bytes(), &signature)
         .map_err(|_| Rejection::BadSignature)?;
-    let claims: Claims = parse_json("payload", &decode_part("payload", payload_b64)?)?;
+    let claims = parse_object("payload", &decode_part("payload", payload_b64)?)?;
     check_claims(&claims, expected)?;
     Ok(Entitlement {
         product_code: expected.product_code.to_owned(),
@@ -120,8 +109,7 @@ pub fn verify(token: &str, key: &PublicKey, expected: &Expected) -> Result<Entit
         nonce: expected.nonce.to_owned(),
         token: token.to_owned(),
         issued_at: claims
-            .iat
-            .as_ref()
+            .get("iat")
             .and_then(Value::as_f64)
             .map(|t| t.floor() as i64),
     })
@@ -147,34 +135,37 @@ fn decode_part(name: &str, b64: &str) -> Result<Vec<u8>, Rejection> {
         .map_err(|e| Rejection::Malformed(format!("{name} is not base64url: {e}")))
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, Rejection> {
+fn parse_object(name: &str, bytes: &[u8]) -> Result<JsonObject, Rejection> {
     serde_json::from_slice(bytes)
         .map_err(|e| Rejection::Malformed(format!("{name} is not a JSON object: {e}")))
 }
 
 fn check_header(bytes: &[u8]) -> Result<(), Rejection> {
-    let header: Header = parse_json("header", bytes)?;
-    if header.alg != "PS256" {
-        return Err(Rejection::Algorithm(header.alg.to_string()));
+    let header = parse_object("header", bytes)?;
+    match header.get("alg") {
+        Some(alg) if alg == "PS256" => {}
+        Some(alg) => return Err(Rejection::Algorithm(alg.to_string())),
+        None => return Err(Rejection::Algorithm("missing".into())),
     }
-    if header.crit.is_some() {
+    // Any `crit`, even null: no extension is understood (RFC 7515 §4.1.11).
+    if header.contains_key("crit") {
         return Err(Rejection::CriticalHeader);
     }
     Ok(())
 }
 
-fn check_claims(claims: &Claims, expected: &Expected) -> Result<(), Rejection> {
+fn check_claims(claims: &JsonObject, expected: &Expected) -> Result<(), Rejection> {
     check_claim(
         "productCode",
-        claims.product_code.as_ref(),
+        claims.get("productCode"),
         &Value::from(expected.product_code),
     )?;
     check_claim(
         "publicKeyVersion",
-        claims.public_key_version.as_ref(),
+        claims.get("publicKeyVersion"),
         &Value::from(expected.public_key_version),
     )?;
-    check_claim("nonce", claims.nonce.as_ref(), &Value::from(expected.nonce))
+    check_claim("nonce", claims.get("nonce"), &Value::from(expected.nonce))
 }
 
 /// Exact JSON equality: a string "1" is not the number 1, and 1.0 is not 1.
@@ -274,12 +265,45 @@ mod tests {
     }
 
     #[test]
-    fn rejects_crit_headers() {
-        let token = sign(r#"{"alg":"PS256","crit":["exp"]}"#, &good_payload());
-        assert_eq!(
-            verify(&token, &key(), &expected()),
-            Err(Rejection::CriticalHeader)
-        );
+    fn rejects_crit_headers_even_null() {
+        for header in [
+            r#"{"alg":"PS256","crit":["exp"]}"#,
+            r#"{"alg":"PS256","crit":null}"#,
+        ] {
+            let token = sign(header, &good_payload());
+            assert_eq!(
+                verify(&token, &key(), &expected()),
+                Err(Rejection::CriticalHeader)
+            );
+        }
+    }
+
+    /// Found by the `verify_signed` fuzz target: arrays in field order and invalid UTF-8 in
+    /// ignored members used to pass (serde's derived Deserialize accepts sequences and skips
+    /// unread strings unchecked).
+    #[test]
+    fn header_and_claims_must_be_utf8_json_objects() {
+        let good = good_payload();
+        let signed = |header: &[u8], payload: &[u8]| {
+            test_keys::sign_ps256_bytes(test_keys::PRIVATE_2048, header, payload)
+        };
+        let cases: [(&[u8], &[u8]); 4] = [
+            (br#"["PS256",null]"#, good.as_bytes()),
+            (br#"{"alg":"PS256"}"#, br#"["prod-abc123",1,"n0nce-AbC_123",1]"#),
+            (b"{\"alg\":\"PS256\",\"typ\":\"\xabWT\"}", good.as_bytes()),
+            (br#"{"alg":"PS256"}"#, b"{\"productCode\":\"prod-abc123\",\"publicKeyVersion\":1,\"nonce\":\"n0nce-AbC_123\",\"x\":\"\xc3\"}"),
+        ];
+        for (header, payload) in cases {
+            let token = signed(header, payload);
+            assert!(
+                matches!(
+                    verify(&token, &key(), &expected()),
+                    Err(Rejection::Malformed(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(header)
+            );
+        }
     }
 
     #[test]

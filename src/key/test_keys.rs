@@ -117,6 +117,11 @@ aP7rNgype7NcFhlT+izbozlzlvMXNkOrckgq6uUuvLkpWleOgMF8GYo7rg==\n\
 
 /// Signs `header.payload` (given as JSON text) with PS256, returning the compact JWS.
 pub fn sign_ps256(private_pem: &str, header: &str, payload: &str) -> String {
+    sign_ps256_bytes(private_pem, header.as_bytes(), payload.as_bytes())
+}
+
+/// [`sign_ps256`] for parts that need not be UTF-8.
+pub fn sign_ps256_bytes(private_pem: &str, header: &[u8], payload: &[u8]) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
     let der = super::pem_body(private_pem, "PRIVATE KEY").expect("test key PEM");
