@@ -19,12 +19,18 @@ use aws_sdk_marketplacemetering::operation::register_usage::{
 use aws_sdk_marketplacemetering::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_http_client::Builder;
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::date_time::Format;
+use http_body_util::Limited;
 use rand::rngs::SysRng;
 use rand::TryRng;
 use rustls_pki_types::pem::PemObject;
@@ -46,6 +52,10 @@ const TRANSIENT_CAP: Duration = Duration::from_secs(20);
 const THROTTLE_BASE: Duration = Duration::from_secs(4);
 const THROTTLE_GROWTH: f64 = 1.5;
 const THROTTLE_CAP: Duration = Duration::from_secs(60);
+/// Largest answer read: a real RegisterUsage answer is under 2 KiB and the token limit is
+/// 64 KiB. Without a cap the SDK reads any body whole, so a redirected endpoint could make us
+/// allocate gigabytes (and be OOM-killed) instead of failing closed.
+const MAX_ANSWER_BYTES: usize = 128 * 1024;
 /// The least time worth one more attempt before the deadline.
 const LAST_ATTEMPT_MIN: Duration = Duration::from_millis(200);
 
@@ -101,7 +111,11 @@ async fn register_async(
                 settings.timeout
             ))
         })??;
-    let client = Client::new(&sdk_config);
+    let client = Client::from_conf(
+        aws_sdk_marketplacemetering::config::Builder::from(&sdk_config)
+            .interceptor(AnswerSizeLimit)
+            .build(),
+    );
     let (mut attempts, mut failures, mut throttles) = (0, 0, 0);
     loop {
         attempts += 1;
@@ -180,6 +194,29 @@ fn is_region_name(region: &str) -> bool {
         && region
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Cuts the answer body off at [`MAX_ANSWER_BYTES`] while it is read; reading more fails the
+/// attempt as a malformed answer (or a transient one for a 5xx status).
+#[derive(Debug)]
+struct AnswerSizeLimit;
+
+impl Intercept for AnswerSizeLimit {
+    fn name(&self) -> &'static str {
+        "AnswerSizeLimit"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let body = context.response_mut().take_body();
+        *context.response_mut().body_mut() =
+            body.map(|body| SdkBody::from_body_1_x(Limited::new(body, MAX_ANSWER_BYTES)));
+        Ok(())
+    }
 }
 
 /// rustls with ring and only the embedded Amazon roots, plus `SSL_CERT_FILE` for a private CA

@@ -550,3 +550,13 @@ fn an_unusable_ssl_cert_file_is_a_configuration_error_not_a_crash() {
     run(&mut missing).assert_code(78);
     assert!(mock.registrations().is_empty());
 }
+
+#[test]
+fn a_huge_answer_is_cut_off_while_read() {
+    let mock = Mock::start(&["--answer", "huge-body"]);
+    let mut command = entitle(&mock, &["check"]);
+    let result = run(&mut command);
+    result.assert_code(76);
+    assert!(result.stderr.contains("length limit"), "{}", result.stderr);
+    assert_eq!(mock.registrations().len(), 1, "no retry");
+}
