@@ -4,6 +4,6 @@ set -e
 here=$(dirname "$0")
 nonce=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
 token=$(aws meteringmarketplace register-usage --product-code "$ENTITLE_PRODUCT_CODE" \
-  --public-key-version 1 --nonce "$nonce" --query Signature --output text)
+  --public-key-version 1 --nonce="$nonce" --query Signature --output text)
 python3 "$here/verify_ps256.py" "$token" "$nonce" "$ENTITLE_PRODUCT_CODE" "$ENTITLE_PUBLIC_KEY_FILE"
 exec "$@"
