@@ -376,12 +376,7 @@ fn ecs_task_role_credentials_from_the_container_endpoint() {
         );
     let result = run(&mut command);
     result.assert_code(0);
-    let kinds: Vec<_> = mock
-        .requests()
-        .iter()
-        .map(|r| r["kind"].as_str().unwrap_or("").to_owned())
-        .collect();
-    assert_eq!(kinds, ["ecs", "register"]);
+    assert_eq!(mock.request_kinds(), ["ecs", "register"]);
     let register = &mock.registrations()[0];
     assert_eq!(register["sigv4"], "ok");
     assert_eq!(register["securityToken"], true);
@@ -415,12 +410,7 @@ fn eks_irsa_web_identity_through_sts() {
         .env("AWS_ENDPOINT_URL_STS", &mock.url);
     let result = run(&mut command);
     result.assert_code(0);
-    let kinds: Vec<_> = mock
-        .requests()
-        .iter()
-        .map(|r| r["kind"].as_str().unwrap_or("").to_owned())
-        .collect();
-    assert_eq!(kinds, ["sts", "register"]);
+    assert_eq!(mock.request_kinds(), ["sts", "register"]);
     assert_eq!(mock.registrations()[0]["sigv4"], "ok");
     assert!(
         !result.stderr.contains("irsaSecretKeyDoNotLeak"),

@@ -91,6 +91,14 @@ impl Mock {
             .collect()
     }
 
+    /// The `kind` of every request, oldest first (register, ecs, sts, other).
+    pub fn request_kinds(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// Only the RegisterUsage requests.
     pub fn registrations(&self) -> Vec<serde_json::Value> {
         self.requests()
