@@ -8,9 +8,19 @@
 
 use crate::config::CheckSettings;
 use crate::exit::Failure;
+use aws_config::ecs::EcsCredentialsProvider;
+use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::imds::region::ImdsRegionProvider;
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::region::ProfileFileRegionProvider;
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::web_identity_token::WebIdentityTokenCredentialsProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_marketplacemetering::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_marketplacemetering::operation::register_usage::{
@@ -166,8 +176,13 @@ async fn load_sdk_config(
     settings: &CheckSettings,
     http: SharedHttpClient,
 ) -> Result<SdkConfig, Failure> {
+    let provider_config = ProviderConfig::default().with_http_client(http.clone());
+    let region = region_chain(&provider_config).region().await;
+    check_region(region.as_ref())?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
+        .region(region.clone())
+        .credentials_provider(credential_chain(&provider_config.with_region(region)))
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()
@@ -177,15 +192,57 @@ async fn load_sdk_config(
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    let sdk_config = loader.load().await;
-    match sdk_config.region().map(|r| r.as_ref()) {
+    Ok(loader.load().await)
+}
+
+/// The SDK's default credential chain without its last link, the EC2 instance role (IMDS).
+/// AWS Marketplace supports only the ECS task role and EKS IRSA for `RegisterUsage` (node roles
+/// are "not supported"), and with IMDS in the chain a pod whose IRSA is missing retries a
+/// refusing or unreachable metadata service for the whole time budget instead of being told at
+/// once that it has no credentials.
+fn credential_chain(config: &ProviderConfig) -> CredentialsProviderChain {
+    CredentialsProviderChain::first_try(
+        "Environment",
+        EnvironmentVariableCredentialsProvider::new(),
+    )
+    .or_else(
+        "Profile",
+        ProfileFileCredentialsProvider::builder()
+            .configure(config)
+            .build(),
+    )
+    .or_else(
+        "WebIdentityToken",
+        WebIdentityTokenCredentialsProvider::builder()
+            .configure(config)
+            .build(),
+    )
+    .or_else(
+        "EcsContainer",
+        EcsCredentialsProvider::builder().configure(config).build(),
+    )
+}
+
+/// The SDK's default region chain (environment, profile, IMDS), over our HTTP client.
+fn region_chain(config: &ProviderConfig) -> RegionProviderChain {
+    RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(
+            ProfileFileRegionProvider::builder()
+                .configure(config)
+                .build(),
+        )
+        .or_else(ImdsRegionProvider::builder().configure(config).build())
+}
+
+fn check_region(region: Option<&Region>) -> Result<(), Failure> {
+    match region.map(|r| r.as_ref()) {
         None | Some("") => Err(Failure::Config(
             "no AWS region: set AWS_REGION (ECS and the EKS IRSA webhook set it; RegisterUsage must be called in the region the task or pod runs in)".into(),
         )),
         Some(region) if !is_region_name(region) => Err(Failure::Config(format!(
             "AWS region `{region}` is not a region name such as us-east-1; fix AWS_REGION"
         ))),
-        Some(_) => Ok(sdk_config),
+        Some(_) => Ok(()),
     }
 }
 

@@ -344,20 +344,34 @@ fn no_region_or_no_credentials_exit_78_quickly() {
         for var in removed {
             command.env_remove(var);
         }
-        let result = run(&mut command);
-        result.assert_code(78);
-        assert!(
-            result.stderr.contains(hint),
-            "{removed:?}: {}",
-            result.stderr
-        );
-        assert!(
-            result.elapsed < Duration::from_secs(5),
-            "{removed:?}: {:?}",
-            result.elapsed
-        );
-        assert!(mock.registrations().is_empty(), "{removed:?}");
+        assert_78_quickly(&mock, &mut command, hint);
     }
+}
+
+/// The instance role is not a credential source AWS Marketplace supports, so a reachable but
+/// unhelpful metadata service must not keep a pod without IRSA retrying for the whole budget.
+#[test]
+fn no_credentials_with_a_metadata_service_in_reach_still_exits_78_quickly() {
+    let mock = Mock::start(&[]);
+    let mut command = entitle(&mock, &["check"]);
+    command
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &mock.url);
+    assert_78_quickly(&mock, &mut command, "credentials");
+}
+
+fn assert_78_quickly(mock: &Mock, command: &mut std::process::Command, hint: &str) {
+    let result = run(command);
+    result.assert_code(78);
+    assert!(result.stderr.contains(hint), "{}", result.stderr);
+    assert!(
+        result.elapsed < Duration::from_secs(5),
+        "{:?}",
+        result.elapsed
+    );
+    assert!(mock.registrations().is_empty());
 }
 
 #[test]
