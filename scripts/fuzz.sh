@@ -50,8 +50,8 @@ cargo "+$toolchain" fuzz build --fuzz-dir fuzz
 
 logs=fuzz/target/fuzz-logs
 mkdir -p "$logs"
-count_artifacts() {
-  find "fuzz/artifacts/$1" -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) 2>/dev/null | wc -l
+count_artifacts() { # the folder does not exist before a target's first run (fresh clone)
+  { find "fuzz/artifacts/$1" -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) 2>/dev/null || true; } | wc -l
 }
 
 # Dictionaries of the formats' words (fuzz/dicts/), by target.
