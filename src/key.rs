@@ -5,7 +5,9 @@ use base64::Engine;
 use ring::digest::{digest, SHA256};
 use std::fmt;
 
-#[cfg(test)]
+/// Throwaway keys and a PS256 signer for tests (unit tests, and with the `test-support`
+/// feature, integration tests and fuzz targets). Never part of a release build.
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_keys;
 
 /// Smallest and largest modulus accepted. AWS issues 2048+ bit keys (the one public product key

@@ -6,12 +6,9 @@
 //!   JSON type, presence) is rejected, as is a valid token checked against other expectations;
 //! - a token for the expected claims is accepted whatever extra claims and header fields it has.
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
+use entitle::key::test_keys::Signer;
 use entitle::{verify, Expected, PublicKey, Rejection};
 use proptest::prelude::*;
-use ring::rand::SystemRandom;
-use ring::signature::{RsaKeyPair, RSA_PSS_SHA256};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -34,35 +31,12 @@ fn key() -> &'static PublicKey {
     KEY.get_or_init(|| PublicKey::from_pem(PUBLIC_PEM).expect("vector public key"))
 }
 
-fn key_pair() -> &'static RsaKeyPair {
-    static PAIR: OnceLock<RsaKeyPair> = OnceLock::new();
-    PAIR.get_or_init(|| {
-        let body: String = PRIVATE_PEM
-            .lines()
-            .filter(|line| !line.starts_with("-----"))
-            .collect();
-        let der = STANDARD.decode(body).expect("vector private key is base64");
-        RsaKeyPair::from_pkcs8(&der).expect("vector private key is PKCS#8 RSA")
-    })
-}
-
 /// A compact JWS over `header` and `payload` (JSON text) with a valid PS256 signature.
 fn sign(header: &str, payload: &str) -> String {
-    let pair = key_pair();
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let mut signature = vec![0; pair.public().modulus_len()];
-    pair.sign(
-        &RSA_PSS_SHA256,
-        &SystemRandom::new(),
-        input.as_bytes(),
-        &mut signature,
-    )
-    .expect("PS256 signing");
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    static SIGNER: OnceLock<Signer> = OnceLock::new();
+    SIGNER
+        .get_or_init(|| Signer::from_pem(PRIVATE_PEM))
+        .sign(header.as_bytes(), payload.as_bytes())
 }
 
 fn vector() -> &'static str {

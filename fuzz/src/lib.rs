@@ -2,11 +2,8 @@
 //! with the vector's private half (test-only, tests/data/vector-private.pem), an independent
 //! statement of what `entitle::verify` must accept, and a lenient reader of raw HTTP answers.
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
+use entitle::key::test_keys::Signer;
 use entitle::{Expected, PublicKey};
-use ring::rand::SystemRandom;
-use ring::signature::{RsaKeyPair, RSA_PSS_SHA256};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
@@ -38,37 +35,12 @@ pub fn expected() -> Expected<'static> {
     }
 }
 
-fn key_pair() -> &'static RsaKeyPair {
-    static PAIR: OnceLock<RsaKeyPair> = OnceLock::new();
-    PAIR.get_or_init(|| {
-        let body: String = PRIVATE_PEM
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
-        let der = STANDARD
-            .decode(body)
-            .expect("the vector private key is base64");
-        RsaKeyPair::from_pkcs8(&der).expect("the vector private key is PKCS#8 RSA")
-    })
-}
-
 /// A compact JWS over arbitrary header and payload bytes, with a valid PS256 signature.
 pub fn sign(header: &[u8], payload: &[u8]) -> String {
-    let pair = key_pair();
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let mut signature = vec![0; pair.public().modulus_len()];
-    pair.sign(
-        &RSA_PSS_SHA256,
-        &SystemRandom::new(),
-        input.as_bytes(),
-        &mut signature,
-    )
-    .expect("PS256 signing");
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    static SIGNER: OnceLock<Signer> = OnceLock::new();
+    SIGNER
+        .get_or_init(|| Signer::from_pem(PRIVATE_PEM))
+        .sign(header, payload)
 }
 
 /// What the documentation says about a validly signed token with this header and payload.

@@ -115,6 +115,39 @@ aP7rNgype7NcFhlT+izbozlzlvMXNkOrckgq6uUuvLkpWleOgMF8GYo7rg==\n\
 -----END PUBLIC KEY-----\n\
 ";
 
+/// A PS256 signer over a test private key: the one place tests, property tests and fuzz
+/// targets make validly signed tokens.
+pub struct Signer(RsaKeyPair);
+
+impl Signer {
+    /// Parses a PKCS#8 `BEGIN PRIVATE KEY` PEM (such as tests/data/vector-private.pem).
+    pub fn from_pem(private_pem: &str) -> Signer {
+        let der = super::pem_body(private_pem, "PRIVATE KEY").expect("test key PEM");
+        Signer(RsaKeyPair::from_pkcs8(&der).expect("test key PKCS#8"))
+    }
+
+    /// The compact JWS over `header` and `payload` (any bytes), with a valid PS256 signature.
+    pub fn sign(&self, header: &[u8], payload: &[u8]) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let mut signature = vec![0; self.0.public().modulus_len()];
+        self.0
+            .sign(
+                &RSA_PSS_SHA256,
+                &SystemRandom::new(),
+                input.as_bytes(),
+                &mut signature,
+            )
+            .expect("PS256 signing");
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
 /// Signs `header.payload` (given as JSON text) with PS256, returning the compact JWS.
 pub fn sign_ps256(private_pem: &str, header: &str, payload: &str) -> String {
     sign_ps256_bytes(private_pem, header.as_bytes(), payload.as_bytes())
@@ -122,22 +155,5 @@ pub fn sign_ps256(private_pem: &str, header: &str, payload: &str) -> String {
 
 /// [`sign_ps256`] for parts that need not be UTF-8.
 pub fn sign_ps256_bytes(private_pem: &str, header: &[u8], payload: &[u8]) -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    let der = super::pem_body(private_pem, "PRIVATE KEY").expect("test key PEM");
-    let pair = RsaKeyPair::from_pkcs8(&der).expect("test key PKCS#8");
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let mut signature = vec![0; pair.public().modulus_len()];
-    pair.sign(
-        &RSA_PSS_SHA256,
-        &SystemRandom::new(),
-        input.as_bytes(),
-        &mut signature,
-    )
-    .expect("PS256 signing");
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    Signer::from_pem(private_pem).sign(header, payload)
 }
