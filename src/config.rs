@@ -10,6 +10,7 @@ use crate::key::PublicKey;
 use crate::seal::Seal;
 use crate::supervise::{RunOptions, StartPolicy};
 use std::ffi::OsString;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -91,6 +92,19 @@ pub struct Product {
     pub code: String,
     pub public_key_version: u64,
     pub public_key: PublicKey,
+}
+
+impl Product {
+    /// Verifies `token` as the answer to a request for this product with `nonce`.
+    pub fn verify(&self, token: &str, nonce: &str) -> Result<crate::verify::Entitlement, Failure> {
+        let expected = crate::verify::Expected {
+            product_code: &self.code,
+            public_key_version: self.public_key_version,
+            nonce,
+        };
+        crate::verify::verify(token, &self.public_key, &expected)
+            .map_err(|rejection| Failure::Untrusted(rejection.to_string()))
+    }
 }
 
 /// A validated `entitle check` (and the registration half of `entitle run`).
@@ -594,8 +608,6 @@ fn read_token_file(
     };
     Ok(text.trim().to_owned())
 }
-
-use std::io::Read as _;
 
 fn product(
     options: &Options,

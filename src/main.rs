@@ -7,7 +7,7 @@ use entitle::exit::Failure;
 use entitle::key::PublicKey;
 use entitle::record::{self, Record};
 use entitle::seal::{self, Seal};
-use entitle::verify::{self, Entitlement, Expected};
+use entitle::verify::Entitlement;
 use entitle::{logging, nonce, register, supervise};
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -129,9 +129,7 @@ fn seal_copy(request: &SealRequest, current: Option<&Seal>) -> Result<(), Failur
         default_timeout: request.default_timeout.clone(),
     };
     let output = request.output.as_deref().unwrap_or_default();
-    let binary = std::fs::read("/proc/self/exe").map_err(|e| {
-        Failure::Internal(format!("cannot read this executable (/proc/self/exe): {e}"))
-    })?;
+    let binary = own_executable()?;
     let sealed =
         seal::seal_binary(&binary, &seal::own_slot(), &new_seal).map_err(Failure::Config)?;
     record::write_atomically(std::path::Path::new(output), &sealed, 0o755)
@@ -140,12 +138,17 @@ fn seal_copy(request: &SealRequest, current: Option<&Seal>) -> Result<(), Failur
     Ok(())
 }
 
+/// This program's own file, read through /proc so it works however it was started.
+fn own_executable() -> Result<Vec<u8>, Failure> {
+    std::fs::read("/proc/self/exe").map_err(|e| {
+        Failure::Internal(format!("cannot read this executable (/proc/self/exe): {e}"))
+    })
+}
+
 /// `entitle install DIR`: this executable, byte for byte (a seal included), as DIR/entitle.
 fn install(folder: &std::path::Path) -> Result<(), Failure> {
     let target = folder.join("entitle");
-    let binary = std::fs::read("/proc/self/exe").map_err(|e| {
-        Failure::Internal(format!("cannot read this executable (/proc/self/exe): {e}"))
-    })?;
+    let binary = own_executable()?;
     record::write_atomically(&target, &binary, 0o755).map_err(|e| {
         Failure::Config(format!(
             "cannot install into {}: {e}; mount a writable folder (e.g. an emptyDir) there",
@@ -194,13 +197,7 @@ fn check(settings: &CheckSettings) -> Result<Entitlement, Failure> {
             "AWS reports this public key version has expired (PublicKeyRotationTimestamp); get the new key and version from the AWS Marketplace Management Portal"
         );
     }
-    let expected = Expected {
-        product_code: &product.code,
-        public_key_version: product.public_key_version,
-        nonce: &nonce,
-    };
-    let entitlement = verify::verify(&answer.signature, &product.public_key, &expected)
-        .map_err(|rejection| Failure::Untrusted(rejection.to_string()))?;
+    let entitlement = product.verify(&answer.signature, &nonce)?;
     if let Some(path) = &settings.output {
         let record = Record::new(&entitlement, answer.key_rotation.clone(), SystemTime::now());
         record::write_atomically(path, record.to_json().as_bytes(), 0o644).map_err(|e| {
@@ -222,7 +219,6 @@ fn check(settings: &CheckSettings) -> Result<Entitlement, Failure> {
 
 /// `entitle verify`: the same verification, offline, for a token or a record.
 fn verify_offline(settings: &VerifySettings) -> Result<(), Failure> {
-    let product = &settings.product;
     let (token, nonce) = match &settings.source {
         TokenSource::Token { token, nonce } => (token.clone(), nonce.clone()),
         TokenSource::Record(path) => {
@@ -235,13 +231,7 @@ fn verify_offline(settings: &VerifySettings) -> Result<(), Failure> {
             (record.signature, record.nonce)
         }
     };
-    let expected = Expected {
-        product_code: &product.code,
-        public_key_version: product.public_key_version,
-        nonce: &nonce,
-    };
-    let entitlement = verify::verify(&token, &product.public_key, &expected)
-        .map_err(|rejection| Failure::Untrusted(rejection.to_string()))?;
+    let entitlement = settings.product.verify(&token, &nonce)?;
     info!(
         product_code = %entitlement.product_code,
         public_key_version = entitlement.public_key_version,
