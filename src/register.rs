@@ -136,28 +136,22 @@ async fn register_async(
             timeout_ms = limit.as_millis() as u64,
             "calling RegisterUsage"
         );
-        let (reason, pause) =
-            match tokio::time::timeout(limit, call(&client, settings, nonce)).await {
-                Ok(Ok(output)) => return answer(output, attempts, started),
-                Ok(Err(error)) => match classify(&error) {
-                    Verdict::Retry(reason) => {
-                        failures += 1;
-                        (reason, transient_backoff(failures))
-                    }
-                    Verdict::Throttled(reason) => {
-                        throttles += 1;
-                        (reason, throttle_backoff(throttles))
-                    }
-                    Verdict::Fail(failure) => return Err(failure),
-                },
-                Err(_) => {
-                    failures += 1;
-                    (
-                        format!("attempt timed out after {limit:?}"),
-                        transient_backoff(failures),
-                    )
-                }
-            };
+        let verdict = match tokio::time::timeout(limit, call(&client, settings, nonce)).await {
+            Ok(Ok(output)) => return answer(output, attempts, started),
+            Ok(Err(error)) => classify(&error),
+            Err(_) => Verdict::Retry(format!("attempt timed out after {limit:?}")),
+        };
+        let (reason, pause) = match verdict {
+            Verdict::Retry(reason) => {
+                failures += 1;
+                (reason, transient_backoff(failures))
+            }
+            Verdict::Throttled(reason) => {
+                throttles += 1;
+                (reason, throttle_backoff(throttles))
+            }
+            Verdict::Fail(failure) => return Err(failure),
+        };
         let left = deadline.saturating_duration_since(Instant::now());
         if left < LAST_ATTEMPT_MIN {
             return Err(Failure::Transient(format!(
