@@ -302,7 +302,7 @@ const OPTIONS: &[(&str, &str, &[Subcommand])] = {
         ("log-format", "ENTITLE_LOG_FORMAT", &[Check, Verify, Run]),
         ("log-level", "ENTITLE_LOG", &[Check, Verify, Run]),
         ("token", "ENTITLE_TOKEN_FILE", &[Verify]),
-        ("nonce", "ENTITLE_NONCE", &[Verify]),
+        ("nonce", crate::handoff::ENV_NONCE, &[Verify]),
         ("record", "ENTITLE_RECORD", &[Verify]),
         ("start", "ENTITLE_START", &[Run]),
         ("grace-period", "ENTITLE_GRACE_PERIOD", &[Run]),
@@ -434,7 +434,7 @@ fn collect(
         // The workload started by `entitle run` has the token itself in ENTITLE_TOKEN.
         let any_source_flag = flag_given("token") || flag_given("record");
         if !any_source_flag && options.token_file.is_none() && options.record.is_none() {
-            options.token = env("ENTITLE_TOKEN").filter(|t| !t.is_empty());
+            options.token = env(crate::handoff::ENV_TOKEN).filter(|t| !t.is_empty());
         }
         if flag_given("token") && flag_given("record") {
             return Err(usage_msg("give --token or --record, not both"));
