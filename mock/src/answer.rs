@@ -89,7 +89,8 @@ pub fn answer(mode: Mode, usage: &Usage, signer: &Signer, now: i64) -> Reply {
     }
 }
 
-fn aws_error(mode: Mode) -> Option<AwsError> {
+/// The AWS error a mode answers with, if it is one.
+pub fn aws_error(mode: Mode) -> Option<AwsError> {
     let (status, name, message) = match mode {
         Mode::NotEntitled => (400, "CustomerNotEntitledException", "Customer does not have a valid subscription for this product."),
         Mode::PlatformNotSupported => (400, "PlatformNotSupportedException", "AWS Marketplace does not support metering usage from the underlying platform. Currently, Amazon ECS, Amazon EKS, and AWS Fargate are supported."),
@@ -110,8 +111,22 @@ const HTML: &str =
     "<html><head><title>Error</title></head><body><h1>Bad Gateway</h1></body></html>\n";
 
 fn fault(mode: Mode, usage: &Usage, signer: &Signer, now: i64) -> Option<Reply> {
-    let json_head =
-        |len: usize| Response::new(200, crate::aws::JSON_1_1, "").head_bytes(len, false);
+    if mode != Mode::LengthMismatch {
+        return http_fault(mode);
+    }
+    let body = ok_body(usage, signer, now).ok()?;
+    Some(Reply::Raw(
+        concat(json_head(body.len() / 2), body.as_bytes()),
+        After::Close,
+    ))
+}
+
+fn json_head(content_length: usize) -> Vec<u8> {
+    Response::new(200, crate::aws::JSON_1_1, "").head_bytes(content_length, false)
+}
+
+/// The faults that need nothing from the request: broken HTTP, wrong content, stalls, resets.
+pub fn http_fault(mode: Mode) -> Option<Reply> {
     let reply = match mode {
         Mode::Http502Html => Reply::Normal(Response::new(502, "text/html", HTML)),
         Mode::Http503Empty => Reply::Normal(Response::new(503, "", "")),
@@ -120,13 +135,6 @@ fn fault(mode: Mode, usage: &Usage, signer: &Signer, now: i64) -> Option<Reply> 
         Mode::StallBody => Reply::Raw(concat(json_head(500), b"{\"Signa"), After::Hold),
         Mode::Reset => Reply::Raw(Vec::new(), After::Reset),
         Mode::CloseMidBody => Reply::Raw(concat(json_head(1000), b"{\"Signatur"), After::Close),
-        Mode::LengthMismatch => {
-            let body = ok_body(usage, signer, now).ok()?;
-            Reply::Raw(
-                concat(json_head(body.len() / 2), body.as_bytes()),
-                After::Close,
-            )
-        }
         Mode::ChunkedGarbage => {
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nTransfer-Encoding: chunked\r\n\r\n",

@@ -42,3 +42,18 @@ pub fn serialization(message: impl Into<String>) -> AwsError {
 pub fn validation(message: impl Into<String>) -> AwsError {
     AwsError::new(400, "ValidationException", message)
 }
+
+/// `Value null at 'member' failed to satisfy constraint: Member must not be null`.
+pub fn not_null(member: &str) -> AwsError {
+    validation(format!(
+        "1 validation error detected: Value null at '{member}' failed to satisfy constraint: \
+         Member must not be null"
+    ))
+}
+
+/// A model constraint the value breaks, worded like AWS's ValidationException.
+pub fn constraint(value: &str, member: &str, rule: &str) -> AwsError {
+    validation(format!(
+        "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {rule}"
+    ))
+}

@@ -1,6 +1,28 @@
-//! UTC calendar arithmetic for RFC 3339 and SigV4 timestamps (no time crate needed).
+//! The mock's clock (the system clock, optionally skewed) and UTC calendar arithmetic for
+//! RFC 3339, SigV4 and HTTP-date timestamps (no time crate needed).
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The clock the mock decides with: the system clock shifted by `--clock-skew`, so that a test
+/// can play a client whose clock is wrong.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    skew_ms: i64,
+}
+
+impl Clock {
+    pub fn skewed(skew_ms: i64) -> Clock {
+        Clock { skew_ms }
+    }
+
+    pub fn now_f64(&self) -> f64 {
+        now_f64() + self.skew_ms as f64 / 1000.0
+    }
+
+    pub fn now_secs(&self) -> i64 {
+        self.now_f64().floor() as i64
+    }
+}
 
 pub fn now_secs() -> i64 {
     now_f64() as i64
@@ -16,6 +38,30 @@ pub fn now_f64() -> f64 {
 pub fn rfc3339(secs: i64) -> String {
     let (y, mo, d, h, mi, s) = civil(secs);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// RFC 3339 for an instant in milliseconds; the fraction is shown only when there is one.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let (secs, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let whole = rfc3339(secs);
+    match frac {
+        0 => whole,
+        _ => format!("{}.{frac:03}Z", &whole[..whole.len() - 1]),
+    }
+}
+
+/// `Thu, 03 Dec 2026 10:15:00 GMT`, the IMF-fixdate form of HTTP's Date header (RFC 7231
+/// section 7.1.1.1).
+pub fn imf_fixdate(secs: i64) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, mo, d, h, mi, s) = civil(secs);
+    // 1970-01-01 was a Thursday.
+    let weekday = DAYS[(secs.div_euclid(86_400) + 4).rem_euclid(7) as usize];
+    let month = MONTHS[(mo - 1) as usize];
+    format!("{weekday}, {d:02} {month} {y:04} {h:02}:{mi:02}:{s:02} GMT")
 }
 
 /// `20150830T123600Z`, the SigV4 `X-Amz-Date` form.
@@ -79,6 +125,30 @@ mod tests {
         assert_eq!(rfc3339(1_440_938_160), "2015-08-30T12:36:00Z");
         assert_eq!(amz_date(1_440_938_160), "20150830T123600Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn imf_fixdate_form() {
+        assert_eq!(imf_fixdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(imf_fixdate(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(imf_fixdate(1_796_292_900), "Thu, 03 Dec 2026 10:15:00 GMT");
+        assert_eq!(imf_fixdate(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(imf_fixdate(-1), "Wed, 31 Dec 1969 23:59:59 GMT");
+    }
+
+    #[test]
+    fn rfc3339_with_milliseconds() {
+        assert_eq!(rfc3339_ms(1_440_938_160_000), "2015-08-30T12:36:00Z");
+        assert_eq!(rfc3339_ms(1_440_938_160_500), "2015-08-30T12:36:00.500Z");
+        assert_eq!(rfc3339_ms(-500), "1969-12-31T23:59:59.500Z");
+    }
+
+    #[test]
+    fn skewed_clock() {
+        let real = now_f64();
+        let behind = Clock::skewed(-1_200_000).now_f64();
+        assert!((real - 1200.0 - behind).abs() < 5.0);
+        assert!((Clock::default().now_f64() - real).abs() < 5.0);
     }
 
     #[test]

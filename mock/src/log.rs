@@ -12,7 +12,7 @@ use crate::clock;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
-    /// `register`, `ecs`, `sts` or `other`.
+    /// `register`, `meter`, `ecs`, `sts`, `control` or `other`.
     pub kind: &'static str,
     pub method: String,
     /// X-Amz-Target, or the path when there is none.
@@ -25,7 +25,8 @@ pub struct Record {
     pub sigv4: Option<String>,
     pub access_key: Option<String>,
     pub security_token: bool,
-    /// Extra fields for this kind (region, roleArn, webIdentityToken, ...).
+    /// Extra fields for this kind (region, roleArn, webIdentityToken; for `meter`: dimension,
+    /// quantity, timestamp, dryRun, recordId, newRecord; ...).
     pub extra: Map<String, Value>,
 }
 

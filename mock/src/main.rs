@@ -1,10 +1,10 @@
 use std::process::ExitCode;
 
 use entitle_mock::cli::{self, Command, USAGE};
-use entitle_mock::server;
+use entitle_mock::{server, signals};
 
 fn main() -> ExitCode {
-    exit_on_signals();
+    signals::install();
     let opts = match cli::parse(lexopt::Parser::from_env()) {
         Ok(Command::Run(opts)) => opts,
         Ok(Command::Help) => {
@@ -25,23 +25,6 @@ fn main() -> ExitCode {
         Err(fatal) => {
             eprintln!("entitle-mock: {}", fatal.message);
             ExitCode::from(fatal.code)
-        }
-    }
-}
-
-/// As PID 1 in a container, TERM and INT would be ignored without a handler.
-fn exit_on_signals() {
-    extern "C" fn on_signal(_: libc::c_int) {
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(0) }
-    }
-    for signal in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: installs a handler that only calls an async-signal-safe function.
-        unsafe {
-            libc::signal(
-                signal,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
         }
     }
 }

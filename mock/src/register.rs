@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::aws::{serialization, validation, AwsError};
+use crate::aws::{constraint, not_null, serialization, AwsError};
 
 pub const TARGET: &str = "AWSMPMeteringService.RegisterUsage";
 
@@ -44,34 +44,12 @@ pub fn parse_body(body: &[u8]) -> Result<Usage, AwsError> {
     })
 }
 
-fn not_null(member: &str) -> AwsError {
-    validation(format!(
-        "1 validation error detected: Value null at '{member}' failed to satisfy constraint: \
-         Member must not be null"
-    ))
-}
-
 fn check_constraints(
     product_code: &str,
     version: i64,
     nonce: Option<&str>,
 ) -> Result<(), AwsError> {
-    let code_len = product_code.chars().count();
-    if !(1..=255).contains(&code_len) {
-        return Err(constraint(
-            product_code,
-            "productCode",
-            "Member must have length between 1 and 255",
-        ));
-    }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "-/=:_.@".contains(c);
-    if !product_code.chars().all(allowed) {
-        return Err(constraint(
-            product_code,
-            "productCode",
-            "Member must satisfy regular expression pattern: ^[-a-zA-Z0-9/=:_.@]*$",
-        ));
-    }
+    check_product_code(product_code)?;
     if version < 1 {
         return Err(constraint(
             &version.to_string(),
@@ -89,10 +67,25 @@ fn check_constraints(
     Ok(())
 }
 
-fn constraint(value: &str, member: &str, rule: &str) -> AwsError {
-    validation(format!(
-        "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {rule}"
-    ))
+/// ProductCode's model constraints, shared by RegisterUsage and MeterUsage.
+pub fn check_product_code(product_code: &str) -> Result<(), AwsError> {
+    let code_len = product_code.chars().count();
+    if !(1..=255).contains(&code_len) {
+        return Err(constraint(
+            product_code,
+            "productCode",
+            "Member must have length between 1 and 255",
+        ));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-/=:_.@".contains(c);
+    if !product_code.chars().all(allowed) {
+        return Err(constraint(
+            product_code,
+            "productCode",
+            "Member must satisfy regular expression pattern: ^[-a-zA-Z0-9/=:_.@]*$",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,28 @@
-//! The `--answer` script: which mode answers each RegisterUsage request, in order.
+//! Answer scripts: which mode answers each request, in order. `--answer` plays RegisterUsage
+//! [`Mode`]s; `--meter-answer` plays MeterUsage modes with the same syntax.
 
 use std::fmt;
+
+/// A set of answer modes with names, so that a [`Playlist`] of them can be parsed.
+pub trait Named: Copy + Eq + fmt::Debug + 'static {
+    const NAMES: &'static [(&'static str, Self)];
+    /// The mode of an empty-handed default script.
+    const DEFAULT: Self;
+
+    fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("?", |(n, _)| n)
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| *m)
+    }
+}
 
 /// One way of answering a RegisterUsage request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,16 +110,18 @@ const NAMES: &[(&str, Mode)] = &[
     ("huge", Mode::Huge),
 ];
 
+impl Named for Mode {
+    const NAMES: &'static [(&'static str, Mode)] = NAMES;
+    const DEFAULT: Mode = Mode::Ok;
+}
+
 impl Mode {
     pub fn name(self) -> &'static str {
-        NAMES
-            .iter()
-            .find(|(_, m)| *m == self)
-            .map_or("?", |(n, _)| n)
+        Named::name(self)
     }
 
     pub fn from_name(name: &str) -> Option<Mode> {
-        NAMES.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+        <Mode as Named>::from_name(name)
     }
 
     pub fn all_names() -> impl Iterator<Item = &'static str> {
@@ -113,30 +137,33 @@ impl fmt::Display for Mode {
 
 /// Entries are played in order; the last one repeats forever.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Script {
-    entries: Vec<(Mode, u64)>,
+pub struct Playlist<M> {
+    entries: Vec<(M, u64)>,
     pos: usize,
     used: u64,
 }
 
-impl Script {
-    pub fn parse(text: &str) -> Result<Script, String> {
+/// The RegisterUsage script (`--answer`).
+pub type Script = Playlist<Mode>;
+
+impl<M: Named> Playlist<M> {
+    pub fn parse(text: &str) -> Result<Playlist<M>, String> {
         let entries = text
             .split(',')
             .map(parse_entry)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Script {
+        Ok(Playlist {
             entries,
             pos: 0,
             used: 0,
         })
     }
 
-    pub fn peek(&self) -> Mode {
+    pub fn peek(&self) -> M {
         self.entries[self.pos].0
     }
 
-    pub fn take(&mut self) -> Mode {
+    pub fn take(&mut self) -> M {
         let (mode, count) = self.entries[self.pos];
         if self.pos + 1 < self.entries.len() {
             self.used += 1;
@@ -149,17 +176,17 @@ impl Script {
     }
 }
 
-impl Default for Script {
+impl<M: Named> Default for Playlist<M> {
     fn default() -> Self {
-        Script {
-            entries: vec![(Mode::Ok, 1)],
+        Playlist {
+            entries: vec![(M::DEFAULT, 1)],
             pos: 0,
             used: 0,
         }
     }
 }
 
-fn parse_entry(entry: &str) -> Result<(Mode, u64), String> {
+fn parse_entry<M: Named>(entry: &str) -> Result<(M, u64), String> {
     let entry = entry.trim();
     let (name, count) = match entry.split_once('*') {
         Some((name, count)) => (name.trim(), parse_count(count.trim(), entry)?),
@@ -168,8 +195,8 @@ fn parse_entry(entry: &str) -> Result<(Mode, u64), String> {
     if name.is_empty() {
         return Err(format!("empty entry in answer script near {entry:?}"));
     }
-    let mode = Mode::from_name(name).ok_or_else(|| {
-        let all: Vec<_> = Mode::all_names().collect();
+    let mode = M::from_name(name).ok_or_else(|| {
+        let all: Vec<_> = M::NAMES.iter().map(|(n, _)| *n).collect();
         format!("unknown answer mode {name:?} (one of: {})", all.join(", "))
     })?;
     Ok((mode, count))

@@ -11,7 +11,8 @@ use crate::util::{hex, percent_decode, uri_encode};
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 pub const SERVICE: &str = "aws-marketplace";
-/// AWS rejects requests whose X-Amz-Date is further than this from its clock.
+/// AWS rejects requests whose X-Amz-Date is further than this from its clock (SigV4's 15 minutes;
+/// a node 15+ minutes off gets `InvalidSignatureException: Signature expired`).
 const MAX_SKEW_SECS: i64 = 15 * 60;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +33,6 @@ pub struct Expected<'a> {
     /// A request may carry this session token (credentials served by the ECS/STS stand-ins)
     /// or none (the static credentials themselves).
     pub session_token: &'a str,
-    pub now: i64,
 }
 
 /// What the check found, for the log, plus the error to answer with if it failed.
@@ -46,12 +46,14 @@ pub struct Outcome {
     pub error: Option<AwsError>,
 }
 
-pub fn check(req: &Request, expected: Option<&Expected>) -> Outcome {
+/// Checks the request's SigV4 header against the clock (`now`, epoch seconds) and, when
+/// `expected` is given, recomputes the signature.
+pub fn check(req: &Request, expected: Option<&Expected>, now: i64) -> Outcome {
     let mut outcome = Outcome {
         security_token: req.header("x-amz-security-token").is_some(),
         ..Outcome::default()
     };
-    match check_inner(req, expected, &mut outcome) {
+    match check_inner(req, expected, now, &mut outcome) {
         Ok(verdict) => outcome.verdict = verdict.into(),
         Err((verdict, error)) => {
             outcome.verdict = verdict;
@@ -66,6 +68,7 @@ type Failure = (String, AwsError);
 fn check_inner(
     req: &Request,
     expected: Option<&Expected>,
+    now: i64,
     outcome: &mut Outcome,
 ) -> Result<&'static str, Failure> {
     let Some(header) = req.header("authorization") else {
@@ -76,11 +79,11 @@ fn check_inner(
     outcome.region = Some(auth.region.clone());
     check_scope(&auth)?;
     let amz_date = check_date(req, &auth)?;
+    check_skew(amz_date, now)?;
     let Some(expected) = expected else {
         return Ok("structure-only");
     };
     check_identity(req, &auth, expected)?;
-    check_skew(amz_date, expected.now)?;
     let canonical = canonical_request(req, &auth.signed_headers)
         .map_err(|name| mismatch(format!("signed-header-missing:{name}"), String::new()))?;
     let computed = signature(
@@ -217,21 +220,24 @@ fn check_identity(req: &Request, auth: &Authorization, expected: &Expected) -> R
     }
 }
 
+/// AWS's clock check, with its messages word for word.
 fn check_skew(amz_date: &str, now: i64) -> Result<(), Failure> {
     let signed_at = clock::parse_amz_date(amz_date).unwrap_or(0);
+    let minutes = MAX_SKEW_SECS / 60;
     let (now_s, lo, hi) = (
         clock::amz_date(now),
         clock::amz_date(now - MAX_SKEW_SECS),
         clock::amz_date(now + MAX_SKEW_SECS),
     );
     if signed_at < now - MAX_SKEW_SECS {
-        let msg =
-            format!("Signature expired: {amz_date} is now earlier than {lo} ({now_s} - 15 min.)");
+        let msg = format!(
+            "Signature expired: {amz_date} is now earlier than {lo} ({now_s} - {minutes} min.)"
+        );
         return Err(invalid("signature-expired".into(), msg));
     }
     if signed_at > now + MAX_SKEW_SECS {
         let msg = format!(
-            "Signature not yet current: {amz_date} is still later than {hi} ({now_s} + 15 min.)"
+            "Signature not yet current: {amz_date} is still later than {hi} ({now_s} + {minutes} min.)"
         );
         return Err(invalid("signature-not-yet-current".into(), msg));
     }
@@ -532,19 +538,18 @@ mod tests {
         req
     }
 
-    fn expected(now: i64) -> Expected<'static> {
+    fn expected() -> Expected<'static> {
         Expected {
             access_key: "AKID",
             secret: "SECRET",
             session_token: "TOKEN",
-            now,
         }
     }
 
     #[test]
     fn verifies_and_rejects() {
         let now = 1_800_000_000;
-        let verdict = |req: &Request, now| check(req, Some(&expected(now))).verdict;
+        let verdict = |req: &Request, now| check(req, Some(&expected()), now).verdict;
         assert_eq!(verdict(&signed(None, now), now), "ok");
         assert_eq!(verdict(&signed(Some("TOKEN"), now), now), "ok");
         assert_eq!(
@@ -552,16 +557,52 @@ mod tests {
             "bad-security-token"
         );
         assert_eq!(verdict(&signed(None, now), now + 3600), "signature-expired");
-        assert_eq!(check(&signed(None, now), None).verdict, "structure-only");
+        assert_eq!(
+            check(&signed(None, now), None, now).verdict,
+            "structure-only"
+        );
         let mut tampered = signed(None, now);
         tampered.body = b"{ }".to_vec();
-        let outcome = check(&tampered, Some(&expected(now)));
+        let outcome = check(&tampered, Some(&expected()), now);
         assert_eq!(outcome.verdict, "signature-mismatch");
         assert_eq!(outcome.error.unwrap().status, 403);
         let bare = request("POST", &[("Host", "x")], "");
         assert_eq!(
-            check(&bare, None).error.unwrap().name,
+            check(&bare, None, now).error.unwrap().name,
             "MissingAuthenticationTokenException"
+        );
+    }
+
+    #[test]
+    fn clock_is_checked_with_or_without_credentials() {
+        // Signed at 2026-12-03T10:45:00Z.
+        let signed_at = 1_796_294_700;
+        let req = signed(None, signed_at);
+        for expected in [None, Some(expected())] {
+            let at = |now| check(&req, expected.as_ref(), now);
+            assert!(at(signed_at + 900).error.is_none());
+            assert!(at(signed_at - 900).error.is_none());
+            let late = at(signed_at + 901);
+            assert_eq!(late.verdict, "signature-expired");
+            let error = late.error.unwrap();
+            assert_eq!(
+                (error.status, error.name),
+                (403, "InvalidSignatureException")
+            );
+            let early = at(signed_at - 901).error.unwrap();
+            assert_eq!(early.name, "InvalidSignatureException");
+        }
+        let expired = check(&req, None, signed_at + 1800).error.unwrap();
+        assert_eq!(
+            expired.message,
+            "Signature expired: 20261203T104500Z is now earlier than 20261203T110000Z \
+             (20261203T111500Z - 15 min.)"
+        );
+        let early = check(&req, None, signed_at - 1800).error.unwrap();
+        assert_eq!(
+            early.message,
+            "Signature not yet current: 20261203T104500Z is still later than 20261203T103000Z \
+             (20261203T101500Z + 15 min.)"
         );
     }
 
@@ -570,7 +611,7 @@ mod tests {
         let now = 1_800_000_000;
         let mut req = signed(Some("TOKEN"), now);
         req.body = b"changed".to_vec();
-        let e = check(&req, Some(&expected(now))).error.unwrap();
+        let e = check(&req, Some(&expected()), now).error.unwrap();
         assert!(e
             .message
             .contains("x-amz-security-token:<session token redacted>"));
