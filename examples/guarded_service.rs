@@ -10,7 +10,7 @@
 //! this example usable with `entitle-mock`'s generated key. It serves one line per connection on
 //! 127.0.0.1:PORT (default 8080; `--port 0` picks one and prints it), until killed.
 
-use entitle::{verify, Expected, PublicKey};
+use entitle_verify::{verify, Expected, PublicKey};
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::ExitCode;

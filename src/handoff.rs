@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::exit::Failure;
-use crate::verify::Entitlement;
+use entitle_verify::Entitlement;
 
 /// The variables the workload gets (gate and exec modes) so it can re-verify in-process.
 pub const ENV_TOKEN: &str = "ENTITLE_TOKEN";
@@ -35,8 +35,12 @@ pub enum Started {
 /// Start the workload as a child in its own process group (foreground of the terminal when stdin
 /// is one). `entitlement` is `None` in concurrent mode: then inherited `ENTITLE_TOKEN` and
 /// `ENTITLE_NONCE` are removed (an inherited `ENTITLE_PRODUCT_CODE` is configuration and stays).
-pub fn spawn(command: &[OsString], entitlement: Option<&Entitlement>) -> Result<Started, Failure> {
-    let mut child = build(command, entitlement)?;
+pub fn spawn(
+    command: &[OsString],
+    env: &[(OsString, OsString)],
+    entitlement: Option<&Entitlement>,
+) -> Result<Started, Failure> {
+    let mut child = build(command, env, entitlement)?;
     let reset = SignalReset::new();
     let hand_over_terminal = in_terminal_foreground();
     child.process_group(0);
@@ -64,8 +68,8 @@ pub fn spawn(command: &[OsString], entitlement: Option<&Entitlement>) -> Result<
 
 /// Replace `entitle` with the workload (same pid). Returns only if `execve` failed: 127 or 126,
 /// already logged.
-pub fn exec(command: &[OsString], entitlement: &Entitlement) -> i32 {
-    let mut replacement = match build(command, Some(entitlement)) {
+pub fn exec(command: &[OsString], env: &[(OsString, OsString)], entitlement: &Entitlement) -> i32 {
+    let mut replacement = match build(command, env, Some(entitlement)) {
         Ok(replacement) => replacement,
         Err(failure) => {
             tracing::error!(%failure, "cannot exec the command");
@@ -85,12 +89,16 @@ pub fn exec(command: &[OsString], entitlement: &Entitlement) -> i32 {
     exec_failure(command, &error)
 }
 
-fn build(command: &[OsString], entitlement: Option<&Entitlement>) -> Result<Command, Failure> {
+fn build(
+    command: &[OsString],
+    env: &[(OsString, OsString)],
+    entitlement: Option<&Entitlement>,
+) -> Result<Command, Failure> {
     let Some((program, args)) = command.split_first() else {
         return Err(Failure::Usage("no command to run".into()));
     };
     let mut built = Command::new(program);
-    built.args(args);
+    built.args(args).envs(env.iter().map(|(k, v)| (k, v)));
     match entitlement {
         Some(entitlement) => {
             built

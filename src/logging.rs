@@ -1,13 +1,34 @@
 //! Log lines on stderr, as text or JSON. Secrets never reach them: the SDK's trace level prints
 //! HTTP bodies (an STS answer holds a session token), so other crates are capped at debug.
 
-use crate::config::LogSettings;
 use crate::exit::Failure;
 use tracing::Level;
 use tracing_subscriber::filter::{filter_fn, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
+
+/// Where log lines go and how much: always stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    pub json: bool,
+    /// A tracing filter: a bare level applies to `entitle` itself, other crates stay at `warn`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            json: false,
+            filter: "entitle=info,warn".into(),
+        }
+    }
+}
+
+/// The final line of a failed run: one error line naming the cause and the fix.
+pub fn report(failure: &Failure) {
+    tracing::error!("{failure}");
+}
 
 pub fn init(settings: &LogSettings) -> Result<(), Failure> {
     let targets: Targets = settings.filter.parse().map_err(|e| {

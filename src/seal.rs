@@ -11,9 +11,14 @@
 //! Slot layout: marker (24 bytes) | state (1: 0 unsealed, 1 sealed) | payload length (u32 LE) |
 //! SHA-256 of the payload (32) | payload (JSON) | zero padding.
 
-use crate::key::PublicKey;
+use crate::cli::SealRequest;
+use crate::exit::Failure;
+use crate::install::own_executable;
+use crate::record;
+use entitle_verify::PublicKey;
 use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
+use tracing::info;
 
 pub const SLOT_SIZE: usize = 16 * 1024;
 const MARKER_LEN: usize = 24;
@@ -76,6 +81,10 @@ impl Seal {
         }
     }
 
+    pub fn has(&self, product_code: &str) -> bool {
+        self.entries.iter().any(|e| e.product_code == product_code)
+    }
+
     pub fn codes(&self) -> Vec<&str> {
         self.entries
             .iter()
@@ -92,6 +101,80 @@ pub fn own_slot() -> Vec<u8> {
         // SAFETY: `i < SLOT_SIZE`, so every read is inside the static array.
         .map(|i| unsafe { std::ptr::read_volatile(base.add(i)) })
         .collect()
+}
+
+/// This binary's sealed trust, if any. A damaged seal stops everything: never fall back to
+/// runtime options.
+pub fn own_seal() -> Result<Option<Seal>, Failure> {
+    decode(&own_slot()).map_err(Failure::Config)
+}
+
+/// `unsealed`, `sealed: CODES` or `seal damaged: WHY`, for `--version`.
+pub fn status() -> String {
+    match decode(&own_slot()) {
+        Ok(None) => "unsealed".to_owned(),
+        Ok(Some(seal)) => format!("sealed: {}", seal.codes().join(", ")),
+        Err(e) => format!("seal damaged: {e}"),
+    }
+}
+
+/// `entitle seal`: a copy of this executable with the vendor's products in its seal slot.
+pub fn seal_copy(request: &SealRequest, current: Option<&Seal>) -> Result<(), Failure> {
+    if let Some(current) = current {
+        return Err(Failure::Config(format!(
+            "this binary is already sealed (products: {}); seal the released, unsealed entitle binary",
+            current.codes().join(", ")
+        )));
+    }
+    let entries = request
+        .entries
+        .iter()
+        .map(|entry| {
+            let key_file = entry.public_key_file.as_deref().unwrap_or_default();
+            let public_key = std::fs::read_to_string(key_file)
+                .map_err(|e| Failure::Config(format!("cannot read {key_file}: {e}")))?;
+            Ok(Entry {
+                product_code: entry.product_code.clone(),
+                public_key_version: crate::verify::public_key_version(entry.public_key_version)?,
+                public_key,
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let new_seal = Seal {
+        entries,
+        default_timeout: request.default_timeout.clone(),
+    };
+    let output = request.output.as_deref().unwrap_or_default();
+    let sealed =
+        seal_binary(&own_executable()?, &own_slot(), &new_seal).map_err(Failure::Config)?;
+    record::write_atomically(std::path::Path::new(output), &sealed, 0o755)
+        .map_err(|e| Failure::Config(format!("cannot write --output {output}: {e}")))?;
+    info!(products = %new_seal.codes().join(", "), output, "sealed");
+    Ok(())
+}
+
+/// `entitle inspect`: the seal in a form a vendor can compare with the portal.
+pub fn inspect(seal: Option<&Seal>) -> Result<(), Failure> {
+    let version = env!("CARGO_PKG_VERSION");
+    let Some(seal) = seal else {
+        println!("entitle {version}: unsealed (product and key come from options)");
+        return Ok(());
+    };
+    println!("entitle {version}: sealed");
+    for entry in &seal.entries {
+        let key = PublicKey::from_pem(&entry.public_key).map_err(Failure::Config)?;
+        println!(
+            "product {} key-version {} RSA-{} sha256:{}",
+            entry.product_code,
+            entry.public_key_version,
+            key.bits(),
+            key.fingerprint()
+        );
+    }
+    if let Some(timeout) = &seal.default_timeout {
+        println!("default timeout {timeout}");
+    }
+    Ok(())
 }
 
 /// Decodes a slot: `Ok(None)` when unsealed, an error when damaged in any way.
@@ -138,7 +221,7 @@ pub fn validate(seal: &Seal) -> Result<(), String> {
         return Err("a seal needs at least one --product-code with its --public-key-file".into());
     }
     for (i, entry) in seal.entries.iter().enumerate() {
-        crate::config::product_code(Some(&entry.product_code)).map_err(|f| f.to_string())?;
+        crate::verify::product_code(Some(&entry.product_code)).map_err(|f| f.to_string())?;
         if entry.public_key_version == 0 || entry.public_key_version > i32::MAX as u64 {
             return Err(format!(
                 "public key version {} is out of range",
@@ -220,7 +303,7 @@ pub fn seal_binary(binary: &[u8], own_slot: &[u8], seal: &Seal) -> Result<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::test_keys;
+    use entitle_verify::key::test_keys;
 
     fn seal_of(codes: &[&str]) -> Seal {
         Seal {

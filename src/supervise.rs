@@ -1,7 +1,7 @@
 //! PID 1 supervision for `entitle run`: register, then start (or `execve`) the workload, forward
 //! signals to it, reap every child and orphan, and exit with the workload's status.
 //!
-//! Design (the tini/catatonit loop, see `shared/research/init-anchors.md` §0 and §7):
+//! Design (the loop of tini and catatonit):
 //! - [`run`] blocks every signal first, before any thread exists, so none is ever dropped (the
 //!   kernel never discards a *blocked* signal, even for a namespace's PID 1 with default
 //!   handlers). Signals are then read one batch at a time from a `signalfd`.
@@ -35,7 +35,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::exit::Failure;
-use crate::verify::Entitlement;
+use entitle_verify::Entitlement;
 
 use crate::handoff::{self, Started};
 
@@ -73,6 +73,8 @@ pub struct RunOptions {
     pub grace_period: Option<Duration>,
     /// Program and arguments; the program is looked up in `PATH` like `execvp`.
     pub command: Vec<OsString>,
+    /// Variables added to the workload's environment (in every start mode).
+    pub env: Vec<(OsString, OsString)>,
 }
 
 /// The registration step handed to [`run`]: builds and drops its own async runtime.
@@ -126,10 +128,10 @@ fn run_gated(options: &RunOptions, signals: &SignalFd, register: Register) -> Re
     let entitlement = await_registration(signals, registration)?;
     if options.exec {
         discard_pending_signals(signals)?;
-        return Ok(handoff::exec(&options.command, &entitlement));
+        return Ok(handoff::exec(&options.command, &options.env, &entitlement));
     }
     become_subreaper();
-    match handoff::spawn(&options.command, Some(&entitlement))? {
+    match handoff::spawn(&options.command, &options.env, Some(&entitlement))? {
         Started::Failed(code) => Ok(code),
         Started::Running(pid) => Supervisor::new(options, signals, pid, None).run(),
     }
@@ -142,7 +144,7 @@ fn run_concurrent(
     register: Register,
 ) -> Result<i32, Failure> {
     become_subreaper();
-    let pid = match handoff::spawn(&options.command, None)? {
+    let pid = match handoff::spawn(&options.command, &options.env, None)? {
         Started::Failed(code) => return Ok(code),
         Started::Running(pid) => pid,
     };
@@ -559,12 +561,17 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// Entitlement failed: SIGTERM the workload and SIGKILL it after the grace period.
+    /// Entitlement failed: SIGTERM the workload and SIGKILL it after the grace period. The
+    /// failure itself is reported once, by the caller, when the run ends.
     fn stop_for(&mut self, failure: Failure) {
-        tracing::error!(%failure, "stopping the workload");
+        let grace = self.grace_period.unwrap_or(DEFAULT_FAILURE_GRACE);
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "entitlement failed; stopping the workload (SIGTERM, then SIGKILL after the grace period)"
+        );
         self.failure = Some(failure);
         self.send(libc::SIGTERM);
-        self.arm_kill(self.grace_period.unwrap_or(DEFAULT_FAILURE_GRACE));
+        self.arm_kill(grace);
     }
 
     /// Forward what arrived; on SIGCHLD reap. `Some(code)` once the workload has exited.
@@ -704,6 +711,7 @@ mod tests {
             kill_process_group: false,
             grace_period: None,
             command: vec!["true".into()],
+            env: Vec::new(),
         };
         assert!(matches!(check_options(&options), Err(Failure::Usage(_))));
         let empty = RunOptions {

@@ -147,7 +147,11 @@ fn a_stalled_server_cannot_hold_the_process_past_the_budget() {
     let mock = Mock::start(&["--answer", "stall"]);
     let result = check(&mock, &["--timeout", "3s", "--attempt-timeout", "1s"]);
     result.assert_code(75);
-    assert!(result.stderr.contains("timed out"), "{}", result.stderr);
+    assert!(
+        result.stderr.contains("no answer within"),
+        "{}",
+        result.stderr
+    );
     assert!(
         result.elapsed < Duration::from_secs(5),
         "{:?}",
@@ -224,14 +228,23 @@ fn an_earlier_valid_token_replayed_to_a_new_run_is_rejected() {
 #[test]
 fn key_rotation_notice_warns_but_stays_entitled() {
     let mock = Mock::start(&["--answer", "ok-rotation"]);
-    let result = check(&mock, &[]);
+    let record = mock.path("record.json");
+    let result = check(&mock, &["--output", record.to_str().unwrap()]);
     result.assert_code(0);
+    // The mock announces a rotation 30 days ahead: a future date is not "has expired".
     assert!(
-        result.stderr.contains("PublicKeyRotationTimestamp"),
+        result.stderr.contains("WARN")
+            && result
+                .stderr
+                .contains("will rotate this product's public key at"),
         "{}",
         result.stderr
     );
-    assert!(result.stderr.contains("WARN"), "{}", result.stderr);
+    assert!(!result.stderr.contains("expired"), "{}", result.stderr);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    let when = saved["publicKeyRotationTimestamp"].as_str().unwrap();
+    assert!(result.stderr.contains(when), "{when}: {}", result.stderr);
 }
 
 #[test]

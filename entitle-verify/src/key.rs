@@ -209,7 +209,7 @@ mod tests {
     use super::*;
 
     /// A real AWS Marketplace product key (Upbound UXP, product `1fszvu527waovqeuhpkyx2b5d`),
-    /// public in their repository; SPKI SHA-256 per `../shared/research/registerusage.md` §3.3.
+    /// public in their repository; the fingerprint is what `openssl pkey -pubin -outform DER | sha256sum` prints.
     const UPBOUND_3072: &str = "-----BEGIN PUBLIC KEY-----
 MIIBojANBgkqhkiG9w0BAQEFAAOCAY8AMIIBigKCAYEAyu7Xq7XTBRgFWCL+DXj8
 Xyc/fPLWNQ1adPDf8zqkJ1H1JCTg6fUo7HUvNu0BAbPwIME4aDEzteJkhPq9IzS8

@@ -1,16 +1,12 @@
-//! The entitlement record: what `entitle check --output` writes for the workload to read, and what
-//! `entitle verify --record` checks again. Written atomically (temp file in the same folder, then
-//! rename), and only after the token verified.
+//! The entitlement record: what `entitle check --output` writes for the workload to read, and
+//! what `entitle verify --record` checks again. JSON, stable field names. Pure: reading and
+//! writing the file is the caller's business.
 
-use crate::verify::Entitlement;
-use aws_smithy_types::date_time::{DateTime, Format};
+use crate::token::Entitlement;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// JSON layout of the record file (stable; documented in the README).
+/// JSON layout of the record file (stable; documented in entitle's README).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
@@ -21,7 +17,7 @@ pub struct Record {
     pub signature: String,
     /// The token's `iat`, RFC 3339, or null when the token had none.
     pub issued_at: Option<String>,
-    /// When `entitle` verified the token, RFC 3339.
+    /// When the token was verified, RFC 3339.
     pub verified_at: String,
     /// Set when AWS reported that the public key version has expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,15 +26,14 @@ pub struct Record {
 
 impl Record {
     pub fn new(entitlement: &Entitlement, key_rotation: Option<String>, now: SystemTime) -> Record {
+        let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Record {
             product_code: entitlement.product_code.clone(),
             public_key_version: entitlement.public_key_version,
             nonce: entitlement.nonce.clone(),
             signature: entitlement.token.clone(),
-            issued_at: entitlement
-                .issued_at
-                .map(|secs| rfc3339(DateTime::from_secs(secs))),
-            verified_at: rfc3339(DateTime::from(now)),
+            issued_at: entitlement.issued_at.and_then(rfc3339),
+            verified_at: rfc3339(i64::try_from(now_secs).unwrap_or(i64::MAX)).unwrap_or_default(),
             public_key_rotation_timestamp: key_rotation,
         }
     }
@@ -53,39 +48,18 @@ impl Record {
     }
 }
 
-fn rfc3339(time: DateTime) -> String {
-    time.fmt(Format::DateTime)
-        .unwrap_or_else(|_| time.secs().to_string())
-}
-
-/// Writes `contents` to `path` so readers see the old file or the whole new one, never a part.
-pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temp = folder.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
+/// Seconds since the epoch as `2026-11-30T03:15:00Z`; `None` outside years 1970..=9999.
+pub fn rfc3339(secs: i64) -> Option<String> {
+    const LAST_SECOND_OF_9999: u64 = 253_402_300_799;
+    let secs = u64::try_from(secs)
+        .ok()
+        .filter(|s| *s <= LAST_SECOND_OF_9999)?;
+    Some(humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
 
     fn entitlement() -> Entitlement {
         Entitlement {
@@ -116,14 +90,13 @@ mod tests {
     }
 
     #[test]
-    fn atomic_write_replaces_and_leaves_no_temp_files() {
-        let dir = std::env::temp_dir().join(format!("entitle-record-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("record.json");
-        write_atomically(&path, b"one", 0o644).unwrap();
-        write_atomically(&path, b"two", 0o644).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn times_outside_the_calendar_are_null_not_a_crash() {
+        assert_eq!(rfc3339(-1), None);
+        assert_eq!(rfc3339(253_402_300_800), None);
+        assert_eq!(rfc3339(i64::MAX), None);
+        assert_eq!(rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        let mut far = entitlement();
+        far.issued_at = Some(i64::MIN);
+        assert_eq!(Record::new(&far, None, UNIX_EPOCH).issued_at, None);
     }
 }

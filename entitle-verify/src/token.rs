@@ -3,7 +3,7 @@
 //! The token is a compact JWS (RFC 7515 §7.1) signed with PS256: RSASSA-PSS with SHA-256, MGF1
 //! SHA-256 and a 32-byte salt (RFC 7518 §3.5). AWS documents the algorithm; the claim names and
 //! types (`productCode`, `publicKeyVersion` as a JSON number, `nonce`, `iat`) are the ones AWS's own
-//! Java verifier and the shipped Go integrations read (see `../shared/research/registerusage.md` §3).
+//! Java verifier and the shipped Go integrations read.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -73,13 +73,23 @@ impl fmt::Display for Rejection {
             ),
             Rejection::ClaimMismatch { claim, expected, found } => write!(
                 f,
-                "token claim {claim} is {found}, expected {expected}; the token was issued for another request (replayed or redirected)"
+                "token claim {claim} is {found}, expected {expected}; {}",
+                mismatch_meaning(claim)
             ),
         }
     }
 }
 
 impl std::error::Error for Rejection {}
+
+/// What a mismatch of each claim says about the token.
+fn mismatch_meaning(claim: &str) -> &'static str {
+    match claim {
+        "productCode" => "the token was issued for another product (a free listing's code, or a misconfigured product code)",
+        "publicKeyVersion" => "the token was issued for another key version; check --public-key-version matches the product's key",
+        _ => "the token was issued for another request (an earlier token replayed, or an answer meant for another caller)",
+    }
+}
 
 /// A decoded JOSE header or claims set: always a JSON object (RFC 7515 §4, RFC 7519 §7.2).
 /// Parsing the whole object as `Value`s also checks every string is UTF-8, including members

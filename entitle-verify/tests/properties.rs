@@ -1,4 +1,4 @@
-//! Properties of the token verifier (`entitle::verify`), checked on generated tokens signed with
+//! Properties of the token verifier (`entitle_verify::verify`), checked on generated tokens signed with
 //! the test vector's private key (tests/data/vector-private.pem, test-only) using ring's PS256:
 //!
 //! - any single-byte change and any truncation of a valid token is rejected;
@@ -6,8 +6,8 @@
 //!   JSON type, presence) is rejected, as is a valid token checked against other expectations;
 //! - a token for the expected claims is accepted whatever extra claims and header fields it has.
 
-use entitle::key::test_keys::Signer;
-use entitle::{verify, Expected, PublicKey, Rejection};
+use entitle_verify::key::test_keys::Signer;
+use entitle_verify::{verify, Expected, PublicKey, Rejection};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::sync::OnceLock;

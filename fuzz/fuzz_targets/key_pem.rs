@@ -2,9 +2,9 @@
 //! documented range, a fingerprint, and can be used to verify without panicking.
 #![no_main]
 
-use entitle::key::{MAX_BITS, MIN_BITS};
-use entitle::PublicKey;
 use entitle_fuzz::{expected, key, vector_token};
+use entitle_verify::key::{MAX_BITS, MIN_BITS};
+use entitle_verify::PublicKey;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let fingerprint = parsed.fingerprint();
     assert_eq!(fingerprint.len(), 64);
     assert!(fingerprint.bytes().all(|b| b.is_ascii_hexdigit()));
-    let verdict = entitle::verify(vector_token(), &parsed, &expected());
+    let verdict = entitle_verify::verify(vector_token(), &parsed, &expected());
     if parsed.pkcs1_der() == key().pkcs1_der() {
         assert!(
             verdict.is_ok(),

@@ -1,6 +1,6 @@
 //! The RegisterUsage answer path: an arbitrary HTTP answer (status line, headers, body; see
 //! entitle_fuzz::RawAnswer) served by a test HTTP client through `entitle::register::register_with`,
-//! i.e. the AWS SDK's response parser and entitle's classification, then `entitle::verify` on
+//! i.e. the AWS SDK's response parser and entitle's classification, then `entitle_verify::verify` on
 //! whatever signature comes out. One attempt per input: the budget is below the 200 ms that a
 //! retry needs. It must never panic, must finish promptly, and must end Ok or in one of the
 //! documented failures (75, 76, 77, 78), never Internal (70, "a bug").
@@ -8,8 +8,10 @@
 
 use aws_smithy_http_client::test_util::infallible_client_fn;
 use aws_smithy_types::body::SdkBody;
-use entitle::config::{CheckSettings, Product};
+use entitle::aws::AwsSettings;
+use entitle::config::CheckSettings;
 use entitle::exit::Failure;
+use entitle::verify::Product;
 use entitle_fuzz::{check_against_contract, expected, key, RawAnswer, NONCE, PRODUCT_CODE};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
@@ -25,9 +27,12 @@ fn settings() -> CheckSettings {
             public_key: key().clone(),
         },
         timeout: BUDGET,
-        attempt_timeout: BUDGET,
         output: None,
-        endpoint_url: None,
+        aws: AwsSettings {
+            endpoint_url: None,
+            network: Default::default(),
+            attempt_timeout: BUDGET,
+        },
     }
 }
 
@@ -63,7 +68,7 @@ fuzz_target!(
         }
         match result {
             Ok(answer) => {
-                let verdict = entitle::verify(&answer.signature, key(), &expected());
+                let verdict = entitle_verify::verify(&answer.signature, key(), &expected());
                 if verdict.is_ok() {
                     let parts: Vec<&str> = answer.signature.split('.').collect();
                     let decode = |p: &str| {

@@ -40,7 +40,8 @@ fn check(slot: &[u8]) {
             assert_eq!(slot.len(), SLOT_SIZE);
             validate(&seal).expect("a decoded seal is valid");
             for entry in &seal.entries {
-                entitle::PublicKey::from_pem(&entry.public_key).expect("a sealed key parses");
+                entitle_verify::PublicKey::from_pem(&entry.public_key)
+                    .expect("a sealed key parses");
             }
             let again = encode(&own_slot(), &seal).expect("a decoded seal re-encodes");
             assert_eq!(

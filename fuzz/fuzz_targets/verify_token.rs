@@ -1,4 +1,4 @@
-//! `entitle::verify` on arbitrary token bytes, against the test vector's key and claims.
+//! `entitle_verify::verify` on arbitrary token bytes, against the test vector's key and claims.
 //! Never panics; anything it accepts is canonical (no second encoding of the same signature) and
 //! within the documented contract.
 #![no_main]
@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let token = String::from_utf8_lossy(data);
-    let verdict = entitle::verify(&token, key(), &expected());
+    let verdict = entitle_verify::verify(&token, key(), &expected());
     if let Ok(entitlement) = &verdict {
         assert_eq!(entitlement.token, token);
         let parts: Vec<&str> = token.split('.').collect();

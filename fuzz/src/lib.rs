@@ -1,17 +1,17 @@
 //! Shared by the fuzz targets: the committed test vector (key, claims, token), a PS256 signer
-//! with the vector's private half (test-only, tests/data/vector-private.pem), an independent
-//! statement of what `entitle::verify` must accept, and a lenient reader of raw HTTP answers.
+//! with the vector's private half (test-only, entitle-verify/tests/data/vector-private.pem), an independent
+//! statement of what `entitle_verify::verify` must accept, and a lenient reader of raw HTTP answers.
 
-use entitle::key::test_keys::Signer;
-use entitle::{Expected, PublicKey};
+use entitle_verify::key::test_keys::Signer;
+use entitle_verify::{Expected, PublicKey};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
 use std::sync::OnceLock;
 
-pub const PUBLIC_PEM: &str = include_str!("../../tests/data/vector-public.pem");
-pub const PRIVATE_PEM: &str = include_str!("../../tests/data/vector-private.pem");
-const TOKEN_FILE: &str = include_str!("../../tests/data/vector.jwt");
+pub const PUBLIC_PEM: &str = include_str!("../../entitle-verify/tests/data/vector-public.pem");
+pub const PRIVATE_PEM: &str = include_str!("../../entitle-verify/tests/data/vector-private.pem");
+const TOKEN_FILE: &str = include_str!("../../entitle-verify/tests/data/vector.jwt");
 
 /// The claims tests/data/vector.jwt was issued for.
 pub const PRODUCT_CODE: &str = "prod-example";
@@ -163,11 +163,11 @@ fn json_integer(value: Option<&Value>) -> Option<u64> {
     }
 }
 
-/// Checks an `entitle::verify` verdict on a validly signed token against [`contract`].
+/// Checks an `entitle_verify::verify` verdict on a validly signed token against [`contract`].
 pub fn check_against_contract(
     header: &[u8],
     payload: &[u8],
-    verdict: &Result<entitle::Entitlement, entitle::Rejection>,
+    verdict: &Result<entitle_verify::Entitlement, entitle_verify::Rejection>,
 ) {
     let contract = contract(header, payload);
     let accepted = verdict.is_ok();
@@ -248,12 +248,12 @@ mod tests {
 
     #[test]
     fn the_vector_and_a_fresh_signature_verify() {
-        assert!(entitle::verify(vector_token(), key(), &expected()).is_ok());
+        assert!(entitle_verify::verify(vector_token(), key(), &expected()).is_ok());
         let header = br#"{"alg":"PS256"}"#;
         let payload =
             br#"{"productCode":"prod-example","publicKeyVersion":1,"nonce":"vector-nonce-0001"}"#;
         let token = sign(header, payload);
-        let verdict = entitle::verify(&token, key(), &expected());
+        let verdict = entitle_verify::verify(&token, key(), &expected());
         assert!(verdict.is_ok());
         assert_eq!(contract(header, payload), Contract::Accept);
         check_against_contract(header, payload, &verdict);
@@ -297,7 +297,7 @@ mod tests {
             (b"{\"alg\":\"PS256\",\"typ\":\"\xabWT\"}", good),
         ] {
             let token = sign(header, payload);
-            let verdict = entitle::verify(&token, key(), &expected());
+            let verdict = entitle_verify::verify(&token, key(), &expected());
             assert!(verdict.is_err(), "{verdict:?}");
             assert_eq!(contract(header, payload), Contract::Reject);
             check_against_contract(header, payload, &verdict);
@@ -312,7 +312,7 @@ mod tests {
             "]".repeat(500)
         );
         let token = sign(br#"{"alg":"PS256"}"#, deep.as_bytes());
-        assert!(entitle::verify(&token, key(), &expected()).is_err());
+        assert!(entitle_verify::verify(&token, key(), &expected()).is_err());
         assert_eq!(
             contract(br#"{"alg":"PS256"}"#, deep.as_bytes()),
             Contract::Reject

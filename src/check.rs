@@ -1,0 +1,60 @@
+//! `entitle check`, the whole flow: a fresh nonce → register → verify → the record.
+
+use crate::config::CheckSettings;
+use crate::exit::Failure;
+use crate::record::{self, Record};
+use crate::{nonce, register};
+use entitle_verify::record::rfc3339;
+use entitle_verify::Entitlement;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracing::{info, warn};
+
+/// Registers a fresh nonce, verifies the answer, writes the record.
+pub fn check(settings: &CheckSettings) -> Result<Entitlement, Failure> {
+    let product = &settings.product;
+    let nonce = nonce::fresh().map_err(Failure::Internal)?;
+    let answer = register::register(settings, &nonce)?;
+    let rotation = answer.key_rotation.map(|secs| {
+        warn_about_rotation(product.public_key_version, secs);
+        rfc3339(secs).unwrap_or_else(|| secs.to_string())
+    });
+    let entitlement = product.verify(&answer.signature, &nonce)?;
+    if let Some(path) = &settings.output {
+        let record = Record::new(&entitlement, rotation, SystemTime::now());
+        record::write_atomically(path, record.to_json().as_bytes(), 0o644).map_err(|e| {
+            Failure::Config(format!(
+                "cannot write the record to {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    info!(
+        product_code = %product.code,
+        public_key_version = product.public_key_version,
+        attempts = answer.attempts,
+        elapsed_ms = answer.elapsed.as_millis() as u64,
+        "entitled: signature and claims verified"
+    );
+    Ok(entitlement)
+}
+
+/// AWS includes `PublicKeyRotationTimestamp` only when the key version is being retired.
+fn warn_about_rotation(version: u64, rotation_secs: i64) {
+    let when = rfc3339(rotation_secs).unwrap_or_else(|| rotation_secs.to_string());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if rotation_secs > now {
+        warn!(
+            public_key_version = version,
+            rotation = %when,
+            "AWS will rotate this product's public key at {when}; get the new key and version from the AWS Marketplace Management Portal and deploy them before then"
+        );
+    } else {
+        warn!(
+            public_key_version = version,
+            rotation = %when,
+            "AWS rotated this product's public key at {when} (this answer still verified); get the new key and version from the AWS Marketplace Management Portal"
+        );
+    }
+}
