@@ -314,6 +314,11 @@ where
                         "{transport}; the endpoint's TLS certificate is not trusted (if a TLS-inspecting proxy is in the way, give its CA in SSL_CERT_FILE)"
                     )))
                 }
+                Some(transport) if transport.is_proxy_refusal() => {
+                    Verdict::Fail(Failure::Config(format!(
+                        "{transport}; check the proxy's credentials in HTTPS_PROXY (http://USER:PASSWORD@HOST:PORT) and that it allows AWS Marketplace Metering, or exempt the endpoint with NO_PROXY"
+                    )))
+                }
                 Some(transport) => Verdict::Retry(Cause::Network, transport.to_string()),
                 None if failure.is_user() => Verdict::Fail(Failure::Config(format!(
                     "the request could not be sent: {}",

@@ -44,13 +44,59 @@ impl fmt::Display for Failure {
             Failure::NotEntitled(m) => write!(f, "not entitled: {m}"),
             Failure::Untrusted(m) => write!(f, "untrusted answer: {m}"),
             Failure::Transient(m) => write!(f, "gave up after transient failures: {m}"),
-            Failure::Interrupted(s) => write!(f, "interrupted by signal {s}"),
+            Failure::Interrupted(s) => write!(
+                f,
+                "stopped by {} (signal {s}) before the entitlement check finished; nothing was started",
+                signal_name(*s)
+            ),
             Failure::Internal(m) => write!(f, "internal error: {m}"),
         }
     }
 }
 
 impl std::error::Error for Failure {}
+
+/// `SIGTERM` for 15; real-time signals as `SIGRT40`.
+pub fn signal_name(signal: i32) -> String {
+    const NAMES: [&str; 32] = [
+        "0",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    match usize::try_from(signal).ok().and_then(|i| NAMES.get(i)) {
+        Some(name) => (*name).to_string(),
+        None => format!("SIGRT{signal}"),
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -65,5 +111,12 @@ mod tests {
         assert_eq!(Failure::Transient(String::new()).exit_code(), 75);
         assert_eq!(Failure::Interrupted(15).exit_code(), 143);
         assert_eq!(Failure::Internal(String::new()).exit_code(), 70);
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_name(libc::SIGTERM), "SIGTERM");
+        assert_eq!(signal_name(libc::SIGSYS), "SIGSYS");
+        assert_eq!(signal_name(40), "SIGRT40");
     }
 }

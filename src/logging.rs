@@ -25,9 +25,30 @@ impl Default for LogSettings {
     }
 }
 
-/// The final line of a failed run: one error line naming the cause and the fix.
+/// Where Kubernetes reads a container's termination message (`terminationMessagePath`).
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// The final line of a failed run: one line naming the cause and the fix. In Kubernetes the
+/// same line goes to the termination log, so `kubectl describe pod` says why (on ECS the
+/// container's last log line is the reason).
 pub fn report(failure: &Failure) {
-    tracing::error!("{failure}");
+    match failure {
+        Failure::Interrupted(_) => tracing::warn!("{failure}"),
+        _ => tracing::error!("{failure}"),
+    }
+    write_termination_message(&failure.to_string());
+}
+
+/// Writes only where the kubelet made the file: never creates one.
+fn write_termination_message(line: &str) {
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(TERMINATION_LOG)
+    else {
+        return;
+    };
+    let _ = std::io::Write::write_all(&mut file, format!("entitle: {line}\n").as_bytes());
 }
 
 pub fn init(settings: &LogSettings) -> Result<(), Failure> {

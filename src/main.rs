@@ -49,18 +49,19 @@ fn execute(command: Command) -> i32 {
 }
 
 fn dispatch(command: Command) -> Result<i32, Failure> {
-    let seal = seal::own_seal()?;
-    let seal = seal.as_ref();
+    let sealed = seal::own_seal()?;
+    let seal = sealed.as_ref();
     let read_file = |path: &std::path::Path| std::fs::read_to_string(path);
     match command {
         Command::Check(options) => {
             let settings = config::check_settings(&options, &read_file, seal)?;
-            check::check(&settings).map(|_| 0)
+            supervise::interruptible(Box::new(move || check::check(&settings).map(|_| 0)))
         }
-        Command::Verify(options) => {
-            let settings = config::verify_settings(&options, &read_file, seal)?;
+        // Reading the token may wait on standard input: interruptible too.
+        Command::Verify(options) => supervise::interruptible(Box::new(move || {
+            let settings = config::verify_settings(&options, &read_file, sealed.as_ref())?;
             verify::offline(&settings.product, &settings.token, &settings.nonce).map(|_| 0)
-        }
+        })),
         Command::Run(options, run) => {
             let settings = config::check_settings(&options, &read_file, seal)?;
             supervise::run(run, Box::new(move || check::check(&settings)))

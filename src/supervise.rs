@@ -34,7 +34,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::exit::Failure;
+use crate::exit::{signal_name, Failure};
 use entitle_verify::Entitlement;
 
 use crate::handoff::{self, Started};
@@ -125,7 +125,7 @@ fn check_options(options: &RunOptions) -> Result<(), Failure> {
 /// Gate mode: register first, then exec or start and supervise the workload.
 fn run_gated(options: &RunOptions, signals: &SignalFd, register: Register) -> Result<i32, Failure> {
     let registration = Registration::start(register)?;
-    let entitlement = await_registration(signals, registration)?;
+    let entitlement = await_worker(signals, registration)?;
     if options.exec {
         discard_pending_signals(signals)?;
         return Ok(handoff::exec(&options.command, &options.env, &entitlement));
@@ -180,47 +180,6 @@ fn full_signal_set() -> libc::sigset_t {
     unsafe {
         libc::sigfillset(set.as_mut_ptr());
         set.assume_init()
-    }
-}
-
-fn signal_name(signal: i32) -> String {
-    const NAMES: [&str; 32] = [
-        "0",
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    match usize::try_from(signal).ok().and_then(|i| NAMES.get(i)) {
-        Some(name) => (*name).to_string(),
-        None => format!("SIGRT{signal}"),
     }
 }
 
@@ -325,31 +284,32 @@ fn discard_pending_signals(signals: &SignalFd) -> Result<(), Failure> {
 }
 
 fn interrupted(signal: i32) -> Failure {
-    tracing::info!(signal = %signal_name(signal), "stopped while registering; the command was not started");
     Failure::Interrupted(signal)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Registration worker
 
-/// The registration running on its worker thread. The worker closes `done` after sending its
-/// result, so `done` becomes readable (EOF) exactly when the result is ready, or when the worker
-/// died without one.
-struct Registration {
+/// Work (the registration) running on its worker thread. The worker closes `done` after
+/// sending its result, so `done` becomes readable (EOF) exactly when the result is ready, or
+/// when the worker died without one.
+struct Worker<T> {
     done: OwnedFd,
-    result: mpsc::Receiver<Result<Entitlement, Failure>>,
+    result: mpsc::Receiver<Result<T, Failure>>,
     worker: thread::JoinHandle<()>,
 }
 
-impl Registration {
-    fn start(register: Register) -> Result<Self, Failure> {
+type Registration = Worker<Entitlement>;
+
+impl<T: Send + 'static> Worker<T> {
+    fn start(work: Box<dyn FnOnce() -> Result<T, Failure> + Send>) -> Result<Self, Failure> {
         let (done, done_writer) =
             cloexec_pipe().map_err(|e| internal("cannot create a pipe", &e))?;
         let (sender, result) = mpsc::channel();
         let worker = thread::Builder::new()
             .name("register".into())
             .spawn(move || {
-                let outcome = register();
+                let outcome = work();
                 let _ = sender.send(outcome);
                 drop(done_writer);
             })
@@ -362,7 +322,7 @@ impl Registration {
     }
 
     /// Join the worker (its runtime is gone by then) and take its result.
-    fn finish(self) -> Result<Entitlement, Failure> {
+    fn finish(self) -> Result<T, Failure> {
         if self.worker.join().is_err() {
             tracing::error!("the registration thread panicked");
         }
@@ -372,6 +332,18 @@ impl Registration {
             ))
         })
     }
+}
+
+/// Runs `work` (`entitle check`, `verify`) on a worker thread while this thread waits for it or
+/// for a stop request: as a container's PID 1 no signal has a default action, so without this
+/// SIGTERM would be ignored until the work ends. HUP, INT, QUIT or TERM ends the wait at once
+/// with [`Failure::Interrupted`] (the worker is left behind: the caller exits promptly).
+pub fn interruptible<T: Send + 'static>(
+    work: Box<dyn FnOnce() -> Result<T, Failure> + Send>,
+) -> Result<T, Failure> {
+    block_all_signals().map_err(|e| internal("cannot block signals", &e))?;
+    let signals = SignalFd::new().map_err(|e| internal("cannot create a signalfd", &e))?;
+    await_worker(&signals, Worker::start(work)?)
 }
 
 fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -385,11 +357,11 @@ fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(read), OwnedFd::from_raw_fd(write)) })
 }
 
-/// Gate mode: wait for the registration result; a stop request ends the wait at once.
-fn await_registration(
+/// Wait for the worker's result; a stop request ends the wait at once.
+fn await_worker<T: Send + 'static>(
     signals: &SignalFd,
-    registration: Registration,
-) -> Result<Entitlement, Failure> {
+    registration: Worker<T>,
+) -> Result<T, Failure> {
     loop {
         let ready = wait_for(signals, Some(&registration.done), None)?;
         if ready.signals {
@@ -694,13 +666,6 @@ mod tests {
         let soon = Instant::now() + Duration::from_micros(10);
         assert!(poll_timeout(Some(soon)) <= 1);
         assert_eq!(poll_timeout(Some(Instant::now())), 0);
-    }
-
-    #[test]
-    fn signal_names() {
-        assert_eq!(signal_name(libc::SIGTERM), "SIGTERM");
-        assert_eq!(signal_name(libc::SIGSYS), "SIGSYS");
-        assert_eq!(signal_name(40), "SIGRT40");
     }
 
     #[test]

@@ -641,12 +641,14 @@ async fn tunnel(
         let mut response = httparse::Response::new(&mut headers);
         match response.parse(&answer) {
             Ok(httparse::Status::Complete(end)) => {
-                let code = response.code.unwrap_or_default();
-                if !(200..300).contains(&code) {
-                    let reason = response.reason.unwrap_or_default();
-                    return Err(failed(format!(
-                        "refused CONNECT {authority}: HTTP {code} {reason}"
-                    )));
+                let status = response.code.unwrap_or_default();
+                if !(200..300).contains(&status) {
+                    return Err(TransportError::ProxyRefused {
+                        proxy: proxy.to_string(),
+                        target: authority,
+                        status,
+                        reason: response.reason.unwrap_or_default().to_owned(),
+                    });
                 }
                 if end != answer.len() {
                     return Err(failed("sent data before the TLS handshake".into()));
@@ -735,6 +737,13 @@ pub enum TransportError {
     Resolve(String, String),
     Connect(String, String),
     Proxy(String, String),
+    /// The proxy answered `CONNECT` with a status other than 2xx.
+    ProxyRefused {
+        proxy: String,
+        target: String,
+        status: u16,
+        reason: String,
+    },
     Tls(String, std::io::Error),
     Timeout(String),
     Http(String, hyper::Error),
@@ -755,12 +764,10 @@ impl TransportError {
         )
     }
 
-    /// The proxy this failure is about, if it is about one.
-    pub fn proxy(&self) -> Option<&str> {
-        match self {
-            TransportError::Proxy(proxy, _) => Some(proxy),
-            _ => None,
-        }
+    /// A proxy that refused the tunnel for a reason on our side (4xx: credentials, an allow
+    /// list): asking again cannot help. A 5xx (it could not reach AWS) is worth retrying.
+    pub fn is_proxy_refusal(&self) -> bool {
+        matches!(self, TransportError::ProxyRefused { status, .. } if (400..500).contains(status))
     }
 
     fn into_connector_error(self) -> ConnectorError {
@@ -781,6 +788,15 @@ impl fmt::Display for TransportError {
                 write!(f, "cannot connect to {address}: {why}")
             }
             TransportError::Proxy(proxy, why) => write!(f, "proxy {proxy}: {why}"),
+            TransportError::ProxyRefused {
+                proxy,
+                target,
+                status,
+                reason,
+            } => write!(
+                f,
+                "proxy {proxy} refused CONNECT {target}: HTTP {status} {reason}"
+            ),
             TransportError::Tls(host, why) => write!(f, "TLS with {host} failed: {why}"),
             TransportError::Timeout(what) => f.write_str(what),
             TransportError::Http(authority, why) => {
