@@ -385,7 +385,9 @@ pub fn classify_code(
         "DisabledApiException" => config("the API is disabled in this region"),
         "InvalidUsageDimensionException" => config("every --meter dimension must be one of the product's pricing dimensions in the AWS Marketplace Management Portal (names are case-sensitive)"),
         "InvalidTagException" | "InvalidUsageAllocationsException" => config("the usage allocations (tags) were refused"),
-        "DuplicateRequestException" | "TimestampOutOfBoundsException" => Verdict::Fold(format!("{code_text}: {message}")),
+        "DuplicateRequestException" | "TimestampOutOfBoundsException" | "IdempotencyConflictException" => {
+            Verdict::Fold(format!("{code_text}: {message}"))
+        }
         "AccessDeniedException" => config(&format!(
             "grant aws-marketplace:{operation} to the task role (ECS) or the IRSA role (EKS); see deploy/iam/"
         )),

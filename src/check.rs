@@ -1,16 +1,36 @@
-//! `entitle check`, the whole flow: a fresh nonce → register → verify → the record.
+//! `entitle check`, the whole flow: a fresh nonce → register → verify → the record; for a
+//! metered product, a `MeterUsage` dry run of each dimension.
 
 use crate::config::CheckSettings;
 use crate::exit::Failure;
 use crate::record::{self, Record};
-use crate::{nonce, register};
+use crate::{nonce, register, sender};
 use entitle_verify::record::rfc3339;
 use entitle_verify::Entitlement;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
+/// The start check: RegisterUsage when the product has a key, then the metering dry run when
+/// it is metered. The entitlement is the verified RegisterUsage token, if there is one (a
+/// MeterUsage check carries no signed token: its trust rests on TLS to AWS).
+pub fn check(settings: &CheckSettings) -> Result<Option<Entitlement>, Failure> {
+    let entitlement = match settings.product.public_key {
+        Some(_) => Some(register_and_verify(settings)?),
+        None => None,
+    };
+    if let Some(metering) = &settings.metering {
+        sender::dry_run(
+            &settings.product.code,
+            &metering.dimensions,
+            &settings.aws,
+            settings.timeout,
+        )?;
+    }
+    Ok(entitlement)
+}
+
 /// Registers a fresh nonce, verifies the answer, writes the record.
-pub fn check(settings: &CheckSettings) -> Result<Entitlement, Failure> {
+fn register_and_verify(settings: &CheckSettings) -> Result<Entitlement, Failure> {
     let product = &settings.product;
     let nonce = nonce::fresh().map_err(Failure::Internal)?;
     let answer = register::register(settings, &nonce)?;

@@ -9,6 +9,7 @@
 
 use crate::exit::Failure;
 use crate::logging::LogSettings;
+use crate::relay::Listen;
 use crate::supervise::{RunOptions, StartPolicy};
 use crate::transport::ProxyVariables;
 use std::ffi::{OsStr, OsString};
@@ -30,6 +31,19 @@ pub enum Command {
     Inspect,
     /// Copy this binary into a folder (an init container filling an `emptyDir`).
     Install(PathBuf),
+    /// The metering relay without a workload (a sidecar).
+    Meter(Options),
+    /// Report usage to the relay.
+    Usage(UsageReport),
+}
+
+/// `entitle usage DIMENSION QUANTITY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageReport {
+    pub dimension: String,
+    pub quantity: u64,
+    /// `http://HOST:PORT` or `unix:/PATH`.
+    pub url: String,
 }
 
 /// The commands, in the order `entitle help` lists them.
@@ -37,6 +51,8 @@ pub enum Command {
 pub enum Name {
     Check,
     Run,
+    Meter,
+    Usage,
     Verify,
     Seal,
     Inspect,
@@ -54,6 +70,16 @@ const COMMANDS: &[(Name, &str, &str)] = &[
         Name::Run,
         "run",
         "check, then run and supervise CMD as PID 1",
+    ),
+    (
+        Name::Meter,
+        "meter",
+        "the metering relay alone, for a sidecar container",
+    ),
+    (
+        Name::Usage,
+        "usage",
+        "report usage to the relay (for shell-based products)",
     ),
     (Name::Verify, "verify", "verify a token or record offline"),
     (
@@ -79,8 +105,9 @@ struct Spec {
     help: &'static str,
 }
 
-const REGISTERING: &[Name] = &[Name::Check, Name::Run];
-const PRODUCT: &[Name] = &[Name::Check, Name::Run, Name::Verify];
+const REGISTERING: &[Name] = &[Name::Check, Name::Run, Name::Meter];
+const PRODUCT: &[Name] = &[Name::Check, Name::Run, Name::Meter, Name::Verify];
+const METERING: &[Name] = &[Name::Run, Name::Meter];
 
 const SPECS: &[Spec] = &[
     Spec { flag: "product-code", env: "ENTITLE_PRODUCT_CODE", value: "CODE", commands: PRODUCT,
@@ -95,10 +122,24 @@ const SPECS: &[Spec] = &[
         help: "total time for registration including retries, default 30m" },
     Spec { flag: "attempt-timeout", env: "ENTITLE_ATTEMPT_TIMEOUT", value: "DURATION", commands: REGISTERING,
         help: "limit for one attempt, default 10s" },
-    Spec { flag: "output", env: "ENTITLE_OUTPUT", value: "FILE", commands: REGISTERING,
+    Spec { flag: "output", env: "ENTITLE_OUTPUT", value: "FILE", commands: &[Name::Check, Name::Run],
         help: "write the entitlement record (JSON) here, atomically, after verification" },
     Spec { flag: "endpoint-url", env: "AWS_ENDPOINT_URL_MARKETPLACE_METERING", value: "URL", commands: REGISTERING,
         help: "another Metering endpoint (entitle-mock); AWS_ENDPOINT_URL works too" },
+    Spec { flag: "meter", env: "ENTITLE_METER_DIMENSIONS", value: "DIM[,DIM...]", commands: &[Name::Check, Name::Run, Name::Meter],
+        help: "meter these pricing dimensions (MeterUsage); check does a dry run of each" },
+    Spec { flag: "meter-listen", env: "ENTITLE_METER_LISTEN", value: "ADDR:PORT|unix:/PATH", commands: METERING,
+        help: "where the relay listens for usage reports, default 127.0.0.1:8787" },
+    Spec { flag: "meter-state", env: "ENTITLE_METER_STATE", value: "DIR", commands: METERING,
+        help: "folder for the usage journal (an emptyDir or task volume); without it, memory only" },
+    Spec { flag: "meter-spread", env: "ENTITLE_METER_SPREAD", value: "DURATION", commands: METERING,
+        help: "send each hour's records at a random offset within this, default 10m" },
+    Spec { flag: "meter-flush-timeout", env: "ENTITLE_METER_FLUSH_TIMEOUT", value: "DURATION", commands: METERING,
+        help: "on stop, time to send what is open, default 20s" },
+    Spec { flag: "meter-period", env: "ENTITLE_METER_PERIOD", value: "DURATION", commands: METERING,
+        help: "the metering hour, default 1h; shorter only against a test endpoint (entitle-mock)" },
+    Spec { flag: "meter-url", env: "ENTITLE_METER_URL", value: "URL", commands: &[Name::Usage],
+        help: "the relay, default http://127.0.0.1:8787 (set by entitle run)" },
     Spec { flag: "token", env: "ENTITLE_TOKEN_FILE", value: "FILE", commands: &[Name::Verify],
         help: "the JWT to check (`-` is standard input); without it, ENTITLE_TOKEN" },
     Spec { flag: "nonce", env: crate::handoff::ENV_NONCE, value: "NONCE", commands: &[Name::Verify],
@@ -126,6 +167,88 @@ const SDK_ENDPOINT_VARIABLES: &[&str] = &[
     "AWS_ENDPOINT_URL_STS",
 ];
 
+/// The metering options as given.
+#[derive(Debug, Clone, Default)]
+pub struct MeterOptions {
+    pub dimensions: Option<Vec<String>>,
+    pub listen: Option<Listen>,
+    pub state: Option<PathBuf>,
+    pub spread: Option<Duration>,
+    pub flush_timeout: Option<Duration>,
+    pub period: Option<Duration>,
+    /// The Metering endpoint is not AWS's (`--endpoint-url` or `AWS_ENDPOINT_URL*`).
+    pub endpoint_overridden: bool,
+}
+
+fn meter_options(given: &Given) -> Result<MeterOptions, Failure> {
+    Ok(MeterOptions {
+        dimensions: given.value("meter")?.map(|list| dimension_list(&list)),
+        listen: given
+            .value("meter-listen")?
+            .map(|text| {
+                Listen::parse(&text)
+                    .map_err(|e| usage_msg(&format!("{}: {e}", describe("meter-listen"))))
+            })
+            .transpose()?,
+        state: given.value("meter-state")?.map(PathBuf::from),
+        spread: optional_duration(given, "meter-spread")?,
+        flush_timeout: optional_duration(given, "meter-flush-timeout")?,
+        period: optional_duration(given, "meter-period")?,
+        endpoint_overridden: given.value("endpoint-url")?.is_some()
+            || env_text(given.env, "AWS_ENDPOINT_URL")?.is_some(),
+    })
+}
+
+/// `scans, gb` → `["scans", "gb"]`; checking the names is configuration's job.
+pub fn dimension_list(text: &str) -> Vec<String> {
+    text.split(',').map(|d| d.trim().to_owned()).collect()
+}
+
+/// `entitle usage DIMENSION QUANTITY [--meter-url URL]`.
+fn parse_usage(parser: &mut lexopt::Parser, env: Env) -> Result<Command, Failure> {
+    let mut given = Given {
+        command: Name::Usage,
+        flags: Vec::new(),
+        env,
+    };
+    let mut positional: Vec<String> = Vec::new();
+    while let Some(arg) = parser.next().map_err(usage)? {
+        match arg {
+            lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => return Ok(help(Name::Usage)),
+            lexopt::Arg::Long("meter-url") if !given.flag_given("meter-url") => given
+                .flags
+                .push(("meter-url", Some(utf8_value(parser, "meter-url")?))),
+            lexopt::Arg::Value(value) => positional.push(
+                value
+                    .into_string()
+                    .map_err(|_| usage_msg("arguments must be valid UTF-8"))?,
+            ),
+            other => return Err(usage(other.unexpected())),
+        }
+    }
+    let [dimension, quantity] = <[String; 2]>::try_from(positional).map_err(|_| {
+        usage_msg("`entitle usage` needs DIMENSION and QUANTITY, e.g. `entitle usage scans 3`")
+    })?;
+    let quantity = quantity
+        .parse::<u64>()
+        .ok()
+        .filter(|q| *q <= crate::ledger::MAX_QUANTITY)
+        .ok_or_else(|| {
+            usage_msg(&format!(
+                "QUANTITY is `{quantity}`, expected a whole number from 0 to {}",
+                crate::ledger::MAX_QUANTITY
+            ))
+        })?;
+    let url = given
+        .value("meter-url")?
+        .unwrap_or_else(|| "http://127.0.0.1:8787".into());
+    Ok(Command::Usage(UsageReport {
+        dimension,
+        quantity,
+        url,
+    }))
+}
+
 /// Where the product's public key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
@@ -148,6 +271,7 @@ pub enum TokenInput {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub product_code: Option<String>,
+    pub meter: MeterOptions,
     pub public_key_version: Option<u64>,
     pub public_key: Option<KeySource>,
     pub timeout: Option<Duration>,
@@ -176,6 +300,7 @@ pub struct SealEntry {
     pub product_code: String,
     pub public_key_version: Option<u64>,
     pub public_key_file: Option<String>,
+    pub meter_dimensions: Option<Vec<String>>,
 }
 
 /// Reads one environment variable (`None` when unset).
@@ -201,7 +326,10 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Failure> {
     };
     match name {
         Name::Help => help_for(parser.next().map_err(usage)?),
-        Name::Check | Name::Verify | Name::Run => parse_options(&mut parser, name, env),
+        Name::Check | Name::Verify | Name::Run | Name::Meter => {
+            parse_options(&mut parser, name, env)
+        }
+        Name::Usage => parse_usage(&mut parser, env),
         Name::Seal => parse_seal(&mut parser),
         Name::Inspect => match parser.next().map_err(usage)? {
             None => Ok(Command::Inspect),
@@ -274,8 +402,10 @@ fn synopsis(command: Name) -> &'static str {
     match command {
         Name::Check => "entitle check [OPTIONS]",
         Name::Run => "entitle run [OPTIONS] -- CMD [ARGS...]",
+        Name::Meter => "entitle meter [OPTIONS] --meter DIM[,DIM...]",
+        Name::Usage => "entitle usage DIMENSION QUANTITY",
         Name::Verify => "entitle verify [OPTIONS] --token FILE --nonce N | --record FILE",
-        Name::Seal => "entitle seal --product-code CODE --public-key-file KEY ... --output PATH",
+        Name::Seal => "entitle seal --product-code CODE [--public-key-file KEY] [--meter DIMS] ... --output PATH",
         Name::Inspect => "entitle inspect",
         Name::Install => "entitle install DIR",
         Name::Help => "entitle help [COMMAND]",
@@ -317,13 +447,21 @@ fn about(command: Name) -> (&'static str, &'static str) {
             "entitle run: check entitlement, then run CMD as a supervised child (PID 1 duties included)",
             "CMD gets ENTITLE_TOKEN, ENTITLE_NONCE and ENTITLE_PRODUCT_CODE (gate and --exec modes).\nExit code: CMD's, or 128+signal; 126/127 when CMD cannot be run; 128+n when stopped by\nsignal n before CMD started; otherwise as `entitle check`.\n",
         ),
+        Name::Meter => (
+            "entitle meter: the metering relay without a workload, for a sidecar container",
+            "Checks with a MeterUsage dry run per dimension (and RegisterUsage when a key is given),\nthen accepts usage at --meter-listen (POST /v1/usage {\"dimension\":\"scans\",\"quantity\":3}),\nsends one record per dimension per hour, and on SIGTERM sends what is open and exits.\nExit codes: 0 stopped with everything sent, 75 stopped with usage left in the journal,\nelse as `entitle check`.\n",
+        ),
+        Name::Usage => (
+            "entitle usage: report usage of one dimension to the relay (exit 0 once it is durable)",
+            "Exit codes: 0 durable, 64 bad arguments, 78 unknown dimension, 75 relay unreachable or\nstopping (retry), 70 unexpected answer.\n",
+        ),
         Name::Verify => (
             "entitle verify: check a RegisterUsage token offline, against the product's key and the nonce",
             "Exit codes: 0 valid, 64 usage, 76 the token is not valid for this product and nonce,\n78 configuration error (no key, unreadable file, no token given).\n",
         ),
         Name::Seal => (
             "entitle seal: write a copy of this binary that trusts only the given products and keys",
-            "  --product-code CODE        a product to trust; the next options belong to it (repeatable)\n  --public-key-file FILE     its RSA public key, PEM\n  --public-key-version N     its key version, default 1\n  --default-timeout DURATION the --timeout used when none is given at run time\n  --output PATH              where to write the sealed copy (mode 0755)\n\nA sealed binary needs no product or key options; with several products ENTITLE_PRODUCT_CODE\nchooses one. Runtime key options and unsealed product codes are refused (exit 78).\nNo Rust toolchain is needed: run it in a Dockerfile build stage.\nExit codes: 0 written, 64 usage, 78 unreadable key, bad product code, or already sealed.\n",
+            "  --product-code CODE        a product to trust; the next options belong to it (repeatable)\n  --public-key-file FILE     its RSA public key, PEM (RegisterUsage)\n  --public-key-version N     its key version, default 1\n  --meter DIM[,DIM...]       its pricing dimensions (MeterUsage); the runtime list must match\n  --default-timeout DURATION the --timeout used when none is given at run time\n  --output PATH              where to write the sealed copy (mode 0755)\n\nA sealed binary needs no product or key options; with several products ENTITLE_PRODUCT_CODE\nchooses one. Runtime key options and unsealed product codes are refused (exit 78).\nNo Rust toolchain is needed: run it in a Dockerfile build stage.\nExit codes: 0 written, 64 usage, 78 unreadable key, bad product code, or already sealed.\n",
         ),
         Name::Inspect => (
             "entitle inspect: show whether this binary is sealed, for which products and keys",
@@ -335,7 +473,7 @@ fn about(command: Name) -> (&'static str, &'static str) {
         ),
         Name::Help => (
             "entitle help: show the help of a command",
-            "Commands: check, run, verify, seal, inspect, install, help.\n",
+            "Commands: check, run, meter, usage, verify, seal, inspect, install, help.\n",
         ),
     }
 }
@@ -362,8 +500,11 @@ fn parse_seal(parser: &mut lexopt::Parser) -> Result<Command, Failure> {
             ("public-key-file", Some(entry)) if entry.public_key_file.is_none() => {
                 entry.public_key_file = Some(value)
             }
-            ("public-key-version" | "public-key-file", Some(_)) => return Err(twice()),
-            ("public-key-version" | "public-key-file", None) => {
+            ("meter", Some(entry)) if entry.meter_dimensions.is_none() => {
+                entry.meter_dimensions = Some(dimension_list(&value))
+            }
+            ("public-key-version" | "public-key-file" | "meter", Some(_)) => return Err(twice()),
+            ("public-key-version" | "public-key-file" | "meter", None) => {
                 return Err(usage_msg(&format!(
                     "--{name} must follow the --product-code it belongs to"
                 )))
@@ -388,9 +529,13 @@ fn parse_seal(parser: &mut lexopt::Parser) -> Result<Command, Failure> {
             "`entitle seal` needs --product-code CODE --public-key-file KEY.pem (repeatable) and --output PATH",
         ));
     }
-    if let Some(entry) = request.entries.iter().find(|e| e.public_key_file.is_none()) {
+    if let Some(entry) = request
+        .entries
+        .iter()
+        .find(|e| e.public_key_file.is_none() && e.meter_dimensions.is_none())
+    {
         return Err(usage_msg(&format!(
-            "--product-code {} needs its --public-key-file",
+            "--product-code {} needs its --public-key-file (RegisterUsage) or --meter DIM,... (MeterUsage), or both",
             entry.product_code
         )));
     }
@@ -526,6 +671,7 @@ fn parse_options(parser: &mut lexopt::Parser, command: Name, env: Env) -> Result
     Ok(match command {
         Name::Run => Command::Run(options, run_options(&given, program)?),
         Name::Verify => Command::Verify(options),
+        Name::Meter => Command::Meter(options),
         _ => Command::Check(options),
     })
 }
@@ -537,6 +683,7 @@ fn options(given: &Given) -> Result<Options, Failure> {
             given.value("log-level")?.as_deref(),
         )?,
         product_code: given.value("product-code")?,
+        meter: meter_options(given)?,
         public_key_version: given
             .value("public-key-version")?
             .map(|v| whole_number(&describe("public-key-version"), &v))
@@ -942,6 +1089,7 @@ mod tests {
             product_code: code.into(),
             public_key_version: version,
             public_key_file: Some(file.into()),
+            meter_dimensions: None,
         };
         assert_eq!(
             request.entries,
@@ -1026,6 +1174,93 @@ mod tests {
             parse_with(&["--version"], &[]),
             Ok(Command::Version)
         ));
+    }
+
+    #[test]
+    fn usage_takes_a_dimension_and_a_quantity() {
+        let cmd = parse_with(
+            &["usage", "scans", "3"],
+            &[("ENTITLE_METER_URL", "unix:/run/m.sock")],
+        );
+        let Ok(Command::Usage(report)) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(
+            report,
+            UsageReport {
+                dimension: "scans".into(),
+                quantity: 3,
+                url: "unix:/run/m.sock".into()
+            }
+        );
+        for bad in [
+            &["usage"][..],
+            &["usage", "scans"],
+            &["usage", "scans", "-1"],
+            &["usage", "scans", "1.5"],
+            &["usage", "scans", "2147483648"],
+            &["usage", "scans", "1", "2"],
+            &["usage", "--bogus", "scans", "1"],
+        ] {
+            assert!(
+                matches!(parse_with(bad, &[]), Err(Failure::Usage(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn meter_options_parse_and_seal_takes_dimensions() {
+        let cmd = parse_with(
+            &[
+                "meter",
+                "--meter",
+                "scans, gb",
+                "--meter-listen",
+                "unix:/run/m.sock",
+                "--meter-spread",
+                "1m",
+            ],
+            &[
+                ("ENTITLE_METER_STATE", "/state"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+            ],
+        );
+        let Ok(Command::Meter(o)) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(o.meter.dimensions, Some(vec!["scans".into(), "gb".into()]));
+        assert_eq!(o.meter.listen, Some(Listen::Unix("/run/m.sock".into())));
+        assert_eq!(o.meter.state, Some(PathBuf::from("/state")));
+        assert_eq!(o.meter.spread, Some(Duration::from_secs(60)));
+        assert!(o.meter.endpoint_overridden);
+        assert!(matches!(
+            parse_with(&["meter", "--meter-listen", "8787"], &[]),
+            Err(Failure::Usage(_))
+        ));
+        assert!(matches!(
+            parse_with(&["verify", "--meter", "a"], &[]),
+            Err(Failure::Usage(_))
+        ));
+        let sealed = parse_with(
+            &[
+                "seal",
+                "--product-code",
+                "p",
+                "--meter",
+                "a,b",
+                "--output",
+                "o",
+            ],
+            &[],
+        );
+        let Ok(Command::Seal(request)) = sealed else {
+            panic!("{sealed:?}")
+        };
+        assert_eq!(
+            request.entries[0].meter_dimensions,
+            Some(vec!["a".into(), "b".into()])
+        );
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! any request is sent. A sealed binary takes its products and keys from its seal only.
 
 use crate::aws::AwsSettings;
-use crate::cli::{KeySource, Options, TokenInput};
+use crate::cli::{KeySource, MeterOptions, Options, TokenInput};
 use crate::exit::Failure;
+use crate::relay::Listen;
 use crate::seal::Seal;
 use crate::transport::{self, NetworkSettings, Proxies};
 use crate::verify::{self, Product};
@@ -18,6 +19,12 @@ use std::time::Duration;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_METER_LISTEN: &str = "127.0.0.1:8787";
+pub const DEFAULT_METER_PERIOD: Duration = Duration::from_secs(3600);
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The no-key message: what RegisterUsage needs, and the metered alternative.
+const NO_KEY: &str = "no public key: give the product's RSA public key from the AWS Marketplace Management Portal with --public-key-file (ENTITLE_PUBLIC_KEY_FILE) or --public-key (ENTITLE_PUBLIC_KEY)";
 
 /// Reads a file the configuration names (a key, a token, a record).
 pub type ReadFile<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
@@ -29,6 +36,21 @@ pub struct CheckSettings {
     pub timeout: Duration,
     pub output: Option<PathBuf>,
     pub aws: AwsSettings,
+    /// Metering (`--meter`, or dimensions in the seal); `None` when the product is not metered.
+    pub metering: Option<MeterSettings>,
+}
+
+/// A validated metering relay.
+#[derive(Debug, Clone)]
+pub struct MeterSettings {
+    pub dimensions: Vec<String>,
+    pub listen: Listen,
+    pub state: Option<PathBuf>,
+    /// Each hour's records go out at a random offset within this.
+    pub spread: Duration,
+    pub flush_timeout: Duration,
+    /// The metering hour, in seconds (3600 against AWS).
+    pub period: u64,
 }
 
 /// A validated `entitle verify`: the token and nonce to check, and for which product.
@@ -51,6 +73,20 @@ pub fn check_settings(
         )));
     }
     let product = product(options, options.product_code.as_deref(), read_file, seal)?;
+    if product.public_key.is_none() && product.meter_dimensions.is_empty() {
+        return Err(Failure::Config(format!(
+            "{NO_KEY}; a product priced by custom dimensions gives them with --meter (ENTITLE_METER_DIMENSIONS) instead"
+        )));
+    }
+    if product.public_key.is_none() && options.output.is_some() {
+        return Err(Failure::Config(
+            "--output (ENTITLE_OUTPUT) needs a public key: the record holds the RegisterUsage token".into(),
+        ));
+    }
+    let metering = match product.meter_dimensions.is_empty() {
+        true => None,
+        false => Some(meter_settings(&product.meter_dimensions, &options.meter)?),
+    };
     let sealed_timeout = seal.and_then(|s| s.default_timeout.as_deref());
     let timeout = match (options.timeout, sealed_timeout) {
         (Some(timeout), _) => positive("--timeout (ENTITLE_TIMEOUT)", timeout)?,
@@ -73,6 +109,45 @@ pub fn check_settings(
             network: network_settings(options)?,
             attempt_timeout,
         },
+        metering,
+    })
+}
+
+/// The relay's settings. A shortened hour is for local tests only: against AWS a record per
+/// hour is the contract, so another period is refused unless the endpoint is overridden.
+fn meter_settings(dimensions: &[String], options: &MeterOptions) -> Result<MeterSettings, Failure> {
+    let period = options.period.unwrap_or(DEFAULT_METER_PERIOD);
+    if period != DEFAULT_METER_PERIOD && !options.endpoint_overridden {
+        return Err(Failure::Config(
+            "--meter-period (ENTITLE_METER_PERIOD) is for local tests against entitle-mock and is refused against AWS; unset it, or set AWS_ENDPOINT_URL_MARKETPLACE_METERING to the test endpoint".into(),
+        ));
+    }
+    if period.subsec_nanos() != 0 || period.is_zero() {
+        return Err(Failure::Config(
+            "--meter-period (ENTITLE_METER_PERIOD) must be a whole number of seconds, at least 1s"
+                .into(),
+        ));
+    }
+    let spread = options.spread.unwrap_or(period / 6);
+    if spread >= period {
+        return Err(Failure::Config(format!(
+            "--meter-spread (ENTITLE_METER_SPREAD) must be shorter than the metering period ({}s)",
+            period.as_secs()
+        )));
+    }
+    Ok(MeterSettings {
+        dimensions: dimensions.to_vec(),
+        listen: options
+            .listen
+            .clone()
+            .unwrap_or_else(|| Listen::Tcp(DEFAULT_METER_LISTEN.parse().expect("a valid address"))),
+        state: options.state.clone(),
+        spread,
+        flush_timeout: positive(
+            "--meter-flush-timeout (ENTITLE_METER_FLUSH_TIMEOUT)",
+            options.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT),
+        )?,
+        period: period.as_secs(),
     })
 }
 
@@ -117,6 +192,11 @@ pub fn verify_settings(
         _ => None,
     };
     let product = product(options, code, read_file, seal)?;
+    if product.public_key.is_none() {
+        return Err(Failure::Config(format!(
+            "{NO_KEY}; a token is checked against it"
+        )));
+    }
     let token = token.ok_or_else(|| {
         Failure::Config(
             "no token to verify: give --token FILE (or ENTITLE_TOKEN) with --nonce, or --record FILE".into(),
@@ -188,13 +268,43 @@ fn sealed_product(options: &Options, code: Option<&str>, seal: &Seal) -> Result<
         )));
     }
     let entry = seal.entry(code).map_err(Failure::Config)?;
-    let public_key = PublicKey::from_pem(&entry.public_key)
+    let public_key = entry
+        .public_key
+        .as_deref()
+        .map(PublicKey::from_pem)
+        .transpose()
         .map_err(|e| Failure::Config(format!("sealed key for {}: {e}", entry.product_code)))?;
+    if let Some(runtime) = &options.meter.dimensions {
+        if !same_set(runtime, &entry.meter_dimensions) {
+            return Err(Failure::Config(format!(
+                "this binary is sealed to meter {} for product {}; --meter (ENTITLE_METER_DIMENSIONS) says {}: remove it, or seal the binary again",
+                describe_dimensions(&entry.meter_dimensions),
+                entry.product_code,
+                describe_dimensions(runtime)
+            )));
+        }
+    }
     Ok(Product {
         code: entry.product_code.clone(),
         public_key_version: entry.public_key_version,
         public_key,
+        meter_dimensions: entry.meter_dimensions.clone(),
     })
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+fn describe_dimensions(dimensions: &[String]) -> String {
+    match dimensions.is_empty() {
+        true => "no dimensions".into(),
+        false => dimensions.join(","),
+    }
 }
 
 fn runtime_product(
@@ -205,24 +315,26 @@ fn runtime_product(
     let code = verify::product_code(code)?;
     let public_key_version = verify::public_key_version(options.public_key_version)?;
     let pem = match &options.public_key {
-        Some(KeySource::File(path)) => read_file(Path::new(path)).map_err(|e| {
+        Some(KeySource::File(path)) => Some(read_file(Path::new(path)).map_err(|e| {
             Failure::Config(format!(
                 "cannot read the public key file {path} (--public-key-file / ENTITLE_PUBLIC_KEY_FILE): {e}"
             ))
-        })?,
-        Some(KeySource::Inline(pem)) => pem.clone(),
-        None => {
-            return Err(Failure::Config(
-                "no public key: give the product's RSA public key from the AWS Marketplace Management Portal with --public-key-file (ENTITLE_PUBLIC_KEY_FILE) or --public-key (ENTITLE_PUBLIC_KEY)".into(),
-            ))
-        }
+        })?),
+        Some(KeySource::Inline(pem)) => Some(pem.clone()),
+        None => None,
     };
-    let public_key = PublicKey::from_pem(&pem)
+    let public_key = pem
+        .as_deref()
+        .map(PublicKey::from_pem)
+        .transpose()
         .map_err(|e| Failure::Config(format!("invalid public key: {e}")))?;
+    let meter_dimensions = options.meter.dimensions.clone().unwrap_or_default();
+    verify::meter_dimensions(&meter_dimensions)?;
     Ok(Product {
         code,
         public_key_version,
         public_key,
+        meter_dimensions,
     })
 }
 

@@ -33,7 +33,7 @@ pub enum Started {
 }
 
 /// Start the workload as a child in its own process group (foreground of the terminal when stdin
-/// is one). `entitlement` is `None` in concurrent mode: then inherited `ENTITLE_TOKEN` and
+/// is one). `entitlement` is `None` in concurrent mode (and for a product that is only metered): then inherited `ENTITLE_TOKEN` and
 /// `ENTITLE_NONCE` are removed (an inherited `ENTITLE_PRODUCT_CODE` is configuration and stays).
 pub fn spawn(
     command: &[OsString],
@@ -68,8 +68,12 @@ pub fn spawn(
 
 /// Replace `entitle` with the workload (same pid). Returns only if `execve` failed: 127 or 126,
 /// already logged.
-pub fn exec(command: &[OsString], env: &[(OsString, OsString)], entitlement: &Entitlement) -> i32 {
-    let mut replacement = match build(command, env, Some(entitlement)) {
+pub fn exec(
+    command: &[OsString],
+    env: &[(OsString, OsString)],
+    entitlement: Option<&Entitlement>,
+) -> i32 {
+    let mut replacement = match build(command, env, entitlement) {
         Ok(replacement) => replacement,
         Err(failure) => {
             tracing::error!(%failure, "cannot exec the command");

@@ -3,7 +3,7 @@
 use entitle::cli::{self, Command};
 use entitle::config;
 use entitle::exit::Failure;
-use entitle::{check, install, logging, seal, supervise, verify};
+use entitle::{check, install, logging, meter, seal, supervise, usage, verify};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -30,10 +30,13 @@ fn execute(command: Command) -> i32 {
             );
             return print_and_succeed(&version);
         }
-        Command::Check(options) | Command::Verify(options) | Command::Run(options, _) => {
-            options.log.clone()
+        Command::Check(options)
+        | Command::Verify(options)
+        | Command::Run(options, _)
+        | Command::Meter(options) => options.log.clone(),
+        Command::Seal(_) | Command::Inspect | Command::Install(_) | Command::Usage(_) => {
+            Default::default()
         }
-        Command::Seal(_) | Command::Inspect | Command::Install(_) => Default::default(),
     };
     if let Err(failure) = logging::init(&log_settings) {
         eprintln!("entitle: {failure}");
@@ -57,14 +60,17 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             let settings = config::check_settings(&options, &read_file, seal)?;
             supervise::interruptible(Box::new(move || check::check(&settings).map(|_| 0)))
         }
+        Command::Meter(options) => {
+            meter::sidecar(config::check_settings(&options, &read_file, seal)?)
+        }
+        Command::Usage(report) => usage::report(&report).map(|()| 0),
         // Reading the token may wait on standard input: interruptible too.
         Command::Verify(options) => supervise::interruptible(Box::new(move || {
             let settings = config::verify_settings(&options, &read_file, sealed.as_ref())?;
             verify::offline(&settings.product, &settings.token, &settings.nonce).map(|_| 0)
         })),
         Command::Run(options, run) => {
-            let settings = config::check_settings(&options, &read_file, seal)?;
-            supervise::run(run, Box::new(move || check::check(&settings)))
+            meter::run(config::check_settings(&options, &read_file, seal)?, run)
         }
         Command::Seal(request) => seal::seal_copy(&request, seal).map(|_| 0),
         Command::Inspect => seal::inspect(seal).map(|_| 0),

@@ -51,8 +51,13 @@ static SLOT: [u8; SLOT_SIZE] = {
 pub struct Entry {
     pub product_code: String,
     pub public_key_version: u64,
-    /// The key as PEM, exactly as the vendor gave it.
-    pub public_key: String,
+    /// The key as PEM, exactly as the vendor gave it (RegisterUsage); none for a product that
+    /// is only metered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// The product's pricing dimensions (MeterUsage): metering is on whenever this is sealed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub meter_dimensions: Vec<String>,
 }
 
 /// The sealed configuration.
@@ -130,13 +135,19 @@ pub fn seal_copy(request: &SealRequest, current: Option<&Seal>) -> Result<(), Fa
         .entries
         .iter()
         .map(|entry| {
-            let key_file = entry.public_key_file.as_deref().unwrap_or_default();
-            let public_key = std::fs::read_to_string(key_file)
-                .map_err(|e| Failure::Config(format!("cannot read {key_file}: {e}")))?;
+            let public_key = entry
+                .public_key_file
+                .as_deref()
+                .map(|file| {
+                    std::fs::read_to_string(file)
+                        .map_err(|e| Failure::Config(format!("cannot read {file}: {e}")))
+                })
+                .transpose()?;
             Ok(Entry {
                 product_code: entry.product_code.clone(),
                 public_key_version: crate::verify::public_key_version(entry.public_key_version)?,
                 public_key,
+                meter_dimensions: entry.meter_dimensions.clone().unwrap_or_default(),
             })
         })
         .collect::<Result<Vec<_>, Failure>>()?;
@@ -162,14 +173,23 @@ pub fn inspect(seal: Option<&Seal>) -> Result<(), Failure> {
     };
     println!("entitle {version}: sealed");
     for entry in &seal.entries {
-        let key = PublicKey::from_pem(&entry.public_key).map_err(Failure::Config)?;
-        println!(
-            "product {} key-version {} RSA-{} sha256:{}",
-            entry.product_code,
-            entry.public_key_version,
-            key.bits(),
-            key.fingerprint()
-        );
+        let key = match &entry.public_key {
+            Some(pem) => {
+                let key = PublicKey::from_pem(pem).map_err(Failure::Config)?;
+                format!(
+                    " key-version {} RSA-{} sha256:{}",
+                    entry.public_key_version,
+                    key.bits(),
+                    key.fingerprint()
+                )
+            }
+            None => String::new(),
+        };
+        let meter = match entry.meter_dimensions.is_empty() {
+            true => String::new(),
+            false => format!(" meter {}", entry.meter_dimensions.join(",")),
+        };
+        println!("product {}{key}{meter}", entry.product_code);
     }
     if let Some(timeout) = &seal.default_timeout {
         println!("default timeout {timeout}");
@@ -228,8 +248,16 @@ pub fn validate(seal: &Seal) -> Result<(), String> {
                 entry.public_key_version
             ));
         }
-        PublicKey::from_pem(&entry.public_key)
-            .map_err(|e| format!("key for {}: {e}", entry.product_code))?;
+        if let Some(pem) = &entry.public_key {
+            PublicKey::from_pem(pem).map_err(|e| format!("key for {}: {e}", entry.product_code))?;
+        }
+        if entry.public_key.is_none() && entry.meter_dimensions.is_empty() {
+            return Err(format!(
+                "product {} has neither a public key nor metering dimensions",
+                entry.product_code
+            ));
+        }
+        crate::verify::meter_dimensions(&entry.meter_dimensions).map_err(|f| f.to_string())?;
         if seal.entries[..i]
             .iter()
             .any(|e| e.product_code == entry.product_code)
@@ -312,7 +340,8 @@ mod tests {
                 .map(|c| Entry {
                     product_code: c.to_string(),
                     public_key_version: 1,
-                    public_key: test_keys::PUBLIC_2048_SPKI.to_owned(),
+                    public_key: Some(test_keys::PUBLIC_2048_SPKI.to_owned()),
+                    meter_dimensions: Vec::new(),
                 })
                 .collect(),
             default_timeout: Some("10m".into()),
@@ -362,7 +391,7 @@ mod tests {
             .contains("twice"));
         assert!(encode(&own_slot(), &seal_of(&["bad code"])).is_err());
         let mut small_key = seal_of(&["prod-a"]);
-        small_key.entries[0].public_key = test_keys::PUBLIC_1024_SPKI.to_owned();
+        small_key.entries[0].public_key = Some(test_keys::PUBLIC_1024_SPKI.to_owned());
         assert!(encode(&own_slot(), &small_key).is_err());
     }
 

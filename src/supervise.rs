@@ -77,8 +77,9 @@ pub struct RunOptions {
     pub env: Vec<(OsString, OsString)>,
 }
 
-/// The registration step handed to [`run`]: builds and drops its own async runtime.
-pub type Register = Box<dyn FnOnce() -> Result<Entitlement, Failure> + Send>;
+/// The registration step handed to [`run`]: builds and drops its own async runtime. Its
+/// entitlement (the verified token) is `None` for a product that is only metered.
+pub type Register = Box<dyn FnOnce() -> Result<Option<Entitlement>, Failure> + Send>;
 
 /// Run `entitle run`: register, start the workload, supervise it.
 ///
@@ -128,10 +129,14 @@ fn run_gated(options: &RunOptions, signals: &SignalFd, register: Register) -> Re
     let entitlement = await_worker(signals, registration)?;
     if options.exec {
         discard_pending_signals(signals)?;
-        return Ok(handoff::exec(&options.command, &options.env, &entitlement));
+        return Ok(handoff::exec(
+            &options.command,
+            &options.env,
+            entitlement.as_ref(),
+        ));
     }
     become_subreaper();
-    match handoff::spawn(&options.command, &options.env, Some(&entitlement))? {
+    match handoff::spawn(&options.command, &options.env, entitlement.as_ref())? {
         Started::Failed(code) => Ok(code),
         Started::Running(pid) => Supervisor::new(options, signals, pid, None).run(),
     }
@@ -161,6 +166,28 @@ fn run_concurrent(
 
 // ---------------------------------------------------------------------------------------------
 // Signals
+
+/// Blocks every signal in this thread, and so in every thread started after: call it before
+/// starting any thread that must not take signals meant for the supervisor.
+pub fn block_signals() -> Result<(), Failure> {
+    block_all_signals().map_err(|e| internal("cannot block signals", &e))
+}
+
+/// Waits, with every signal blocked, for HUP, INT, QUIT or TERM: the stop of a command that
+/// has no workload (`entitle meter`). Other signals are ignored.
+pub fn wait_for_stop() -> Result<i32, Failure> {
+    block_signals()?;
+    let signals = SignalFd::new().map_err(|e| internal("cannot create a signalfd", &e))?;
+    loop {
+        wait_for(&signals, None, None)?;
+        for received in signals.read_pending()? {
+            if is_stop_request(received.signal) {
+                return Ok(received.signal);
+            }
+            tracing::debug!(signal = %signal_name(received.signal), "ignored");
+        }
+    }
+}
 
 /// Block every signal in this thread (and so in threads created after this).
 fn block_all_signals() -> io::Result<()> {
@@ -299,7 +326,7 @@ struct Worker<T> {
     worker: thread::JoinHandle<()>,
 }
 
-type Registration = Worker<Entitlement>;
+type Registration = Worker<Option<Entitlement>>;
 
 impl<T: Send + 'static> Worker<T> {
     fn start(work: Box<dyn FnOnce() -> Result<T, Failure> + Send>) -> Result<Self, Failure> {
@@ -525,10 +552,7 @@ impl<'a> Supervisor<'a> {
             return;
         };
         match registration.finish() {
-            Ok(entitlement) => tracing::info!(
-                product_code = %entitlement.product_code,
-                "entitled; the workload keeps running"
-            ),
+            Ok(_) => tracing::info!("entitled; the workload keeps running"),
             Err(failure) => self.stop_for(failure),
         }
     }

@@ -8,25 +8,61 @@ use tracing::info;
 
 const MAX_PRODUCT_CODE_LEN: usize = 255;
 
+/// Most pricing dimensions a product has (AWS Marketplace: up to 24 per product).
+pub const MAX_DIMENSIONS: usize = 24;
+
 /// The product this binary checks entitlement for.
 #[derive(Debug, Clone)]
 pub struct Product {
     pub code: String,
     pub public_key_version: u64,
-    pub public_key: PublicKey,
+    /// The key RegisterUsage tokens are checked with; none for a product that is only metered.
+    pub public_key: Option<PublicKey>,
+    /// The pricing dimensions to meter (MeterUsage); empty when not metered.
+    pub meter_dimensions: Vec<String>,
 }
 
 impl Product {
     /// Verifies `token` as the answer to a request for this product with `nonce`.
     pub fn verify(&self, token: &str, nonce: &str) -> Result<Entitlement, Failure> {
+        let key = self.public_key.as_ref().ok_or_else(|| {
+            Failure::Config(format!(
+                "product {} has no public key to verify a token with",
+                self.code
+            ))
+        })?;
         let expected = Expected {
             product_code: &self.code,
             public_key_version: self.public_key_version,
             nonce,
         };
-        entitle_verify::verify(token, &self.public_key, &expected)
+        entitle_verify::verify(token, key, &expected)
             .map_err(|rejection| Failure::Untrusted(rejection.to_string()))
     }
+}
+
+/// MeterUsage `UsageDimension`s: 1..255 characters each (API reference), at most
+/// [`MAX_DIMENSIONS`], no repeats.
+pub fn meter_dimensions(dimensions: &[String]) -> Result<(), Failure> {
+    if dimensions.len() > MAX_DIMENSIONS {
+        return Err(Failure::Config(format!(
+            "{} metering dimensions given; a product has at most {MAX_DIMENSIONS}",
+            dimensions.len()
+        )));
+    }
+    for (i, dimension) in dimensions.iter().enumerate() {
+        if dimension.is_empty() || dimension.len() > 255 {
+            return Err(Failure::Config(format!(
+                "metering dimension `{dimension}` must be 1 to 255 characters; give the names from the AWS Marketplace Management Portal, separated by commas"
+            )));
+        }
+        if dimensions[..i].contains(dimension) {
+            return Err(Failure::Config(format!(
+                "metering dimension `{dimension}` is given twice"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `entitle verify`: the same verification, offline.
@@ -93,6 +129,23 @@ mod tests {
         ] {
             let result = product_code(bad);
             assert!(matches!(result, Err(Failure::Config(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn dimensions_are_checked() {
+        let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert!(meter_dimensions(&list(&["scans", "GB processed"])).is_ok());
+        for bad in [
+            list(&[""]),
+            list(&["a", "a"]),
+            list(&[&"x".repeat(256)]),
+            (0..25).map(|i| i.to_string()).collect(),
+        ] {
+            assert!(
+                matches!(meter_dimensions(&bad), Err(Failure::Config(_))),
+                "{bad:?}"
+            );
         }
     }
 

@@ -1,0 +1,114 @@
+//! `entitle usage DIMENSION QUANTITY`: the relay's client for products that report from a
+//! shell. Exit 0 once the relay says the report is durable.
+
+use crate::cli::UsageReport;
+use crate::exit::Failure;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::time::Duration;
+use tracing::debug;
+
+/// The whole exchange, connection included, must end within this.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn report(report: &UsageReport) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Internal(format!("cannot start the I/O runtime: {e}")))?;
+    let exchange =
+        runtime.block_on(async { tokio::time::timeout(TIMEOUT, post_with_retries(report)).await });
+    let (status, body) = exchange.map_err(|_| {
+        Failure::Transient(format!(
+            "the relay at {} did not answer within {}s",
+            report.url,
+            TIMEOUT.as_secs()
+        ))
+    })??;
+    let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let message = answer["error"].as_str().unwrap_or("no message").to_owned();
+    match (status, answer["code"].as_str()) {
+        (200, _) => {
+            debug!(hour = %answer["hour"], "usage recorded");
+            Ok(())
+        }
+        (400, Some("unknown-dimension")) => Err(Failure::Config(message)),
+        (400 | 413, _) => Err(Failure::Usage(message)),
+        (503, _) => Err(Failure::Transient(format!("{message} (retry)"))),
+        (status, _) => Err(Failure::Internal(format!(
+            "unexpected answer from the relay at {}: HTTP {status}: {message}",
+            report.url
+        ))),
+    }
+}
+
+/// A relay that is (re)starting refuses connections for a moment: retried until [`TIMEOUT`].
+async fn post_with_retries(report: &UsageReport) -> Result<(u16, Bytes), Failure> {
+    let deadline = tokio::time::Instant::now() + TIMEOUT - Duration::from_millis(300);
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match post(report).await {
+            Err(Failure::Transient(why)) if tokio::time::Instant::now() + pause < deadline => {
+                debug!(%why, "retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn post(report: &UsageReport) -> Result<(u16, Bytes), Failure> {
+    let unreachable = |e: &dyn std::fmt::Display| {
+        Failure::Transient(format!(
+            "the metering relay at {} is unreachable: {e}; is entitle run --meter (or entitle meter) running, and is ENTITLE_METER_URL right?",
+            report.url
+        ))
+    };
+    let body = serde_json::json!({ "dimension": report.dimension, "quantity": report.quantity });
+    let request = hyper::Request::post("/v1/usage")
+        .header(hyper::header::HOST, "entitle-relay")
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    let response = if let Some(path) = report.url.strip_prefix("unix:") {
+        let stream = tokio::net::UnixStream::connect(path)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        send(stream, request).await
+    } else {
+        let address = report
+            .url
+            .strip_prefix("http://")
+            .map(|rest| rest.trim_end_matches('/'))
+            .ok_or_else(|| {
+                Failure::Usage(format!(
+                    "--meter-url (ENTITLE_METER_URL) is `{}`, expected http://HOST:PORT or unix:/PATH",
+                    report.url
+                ))
+            })?;
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        send(stream, request).await
+    };
+    response.map_err(|e| unreachable(&e))
+}
+
+async fn send<S>(
+    stream: S,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<(u16, Bytes), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
