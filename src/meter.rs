@@ -211,6 +211,7 @@ fn serve_and_send(bound: Bound, relay: Arc<Relay>, sender: SenderSettings) {
         });
         Sender::new(sender, journal, control).run().await;
         server.abort();
+        let _ = server.await;
         Ok(())
     });
     if let Err(failure) = result {

@@ -125,37 +125,37 @@ pub struct Relay {
     pub control: Arc<Control>,
 }
 
-/// Serves until a stop is requested; then stops accepting connections (open ones keep getting
-/// 503 for new reports until the runtime ends).
+/// Serves until the task is dropped: while the relay stops and flushes it still answers, with
+/// 503 for new reports, so a reporter learns that it is stopping rather than finding nothing.
 pub async fn serve(bound: Bound, relay: Arc<Relay>) -> std::io::Result<()> {
     match bound {
         Bound::Tcp(listener) => {
             listener.set_nonblocking(true)?;
             let listener = tokio::net::TcpListener::from_std(listener)?;
             loop {
-                let accepted = accept_or_stop(&relay.control, listener.accept()).await;
-                let Some((stream, _)) = accepted? else {
-                    return Ok(());
-                };
+                let (stream, _) = listener.accept().await?;
                 let _ = stream.set_nodelay(true);
                 spawn_connection(TokioIo::new(stream), Arc::clone(&relay));
             }
         }
         Bound::Unix(listener, path) => {
+            let _remove = RemoveOnDrop(path);
             listener.set_nonblocking(true)?;
             let listener = tokio::net::UnixListener::from_std(listener)?;
-            let result = loop {
-                match accept_or_stop(&relay.control, listener.accept()).await {
-                    Ok(Some((stream, _))) => {
-                        spawn_connection(TokioIo::new(stream), Arc::clone(&relay))
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(e) => break Err(e),
-                }
-            };
-            let _ = std::fs::remove_file(path);
-            result
+            loop {
+                let (stream, _) = listener.accept().await?;
+                spawn_connection(TokioIo::new(stream), Arc::clone(&relay));
+            }
         }
+    }
+}
+
+/// The socket file goes when the relay does.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -176,24 +176,6 @@ where
             debug!(%error, "relay connection ended");
         }
     });
-}
-
-/// The next accepted connection, or `None` once a stop is requested.
-async fn accept_or_stop<T>(
-    control: &Control,
-    accept: impl std::future::Future<Output = std::io::Result<T>>,
-) -> std::io::Result<Option<T>> {
-    let stop = control.stop.notified();
-    tokio::pin!(stop);
-    // Registered before the flag is read, so a stop between the two is not missed.
-    stop.as_mut().enable();
-    if control.stopping() {
-        return Ok(None);
-    }
-    tokio::select! {
-        _ = stop => Ok(None),
-        accepted = accept => accepted.map(Some),
-    }
 }
 
 async fn handle(relay: &Relay, request: Request<Incoming>) -> Response<Full<Bytes>> {
