@@ -301,3 +301,90 @@ fn install_copies_the_binary_with_its_seal() {
         refused.stderr
     );
 }
+
+/// A metered product sealed with its dimensions: metering is on without any option, and a
+/// buyer can neither drop dimensions nor swap the list.
+#[test]
+fn sealed_dimensions_turn_metering_on_and_a_different_list_is_refused() {
+    let mock = Mock::start(&["--period", "2s", "--dimensions", "scans,gb"]);
+    let output = mock.path("entitle-metered");
+    let mut command = bare_entitle(&[
+        "seal",
+        "--product-code",
+        PRODUCT_CODE,
+        "--meter",
+        "scans,gb",
+        "--output",
+    ]);
+    command.arg(&output);
+    run(&mut command).assert_code(0);
+    let inspect = run(&mut sealed_command(&output, &mock, &["inspect"]));
+    assert!(
+        inspect
+            .stdout
+            .contains(&format!("product {PRODUCT_CODE} meter scans,gb")),
+        "{}",
+        inspect.stdout
+    );
+    let check = run(&mut sealed_command(&output, &mock, &["check"]));
+    check.assert_code(0);
+    let dry_runs: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter(|r| r["kind"] == "meter")
+        .map(|r| r["dimension"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        dry_runs,
+        ["scans", "gb"],
+        "the sealed dimensions are checked"
+    );
+    for (what, list) in [
+        ("dropped", "scans"),
+        ("swapped", "scans,free"),
+        ("none", ""),
+    ] {
+        let mut command = sealed_command(&output, &mock, &["check"]);
+        command.env("ENTITLE_METER_DIMENSIONS", list);
+        let result = run(&mut command);
+        if list.is_empty() {
+            result.assert_code(0);
+            continue;
+        }
+        result.assert_code(78);
+        assert!(
+            result.stderr.contains("sealed to meter scans,gb"),
+            "{what}: {}",
+            result.stderr
+        );
+    }
+    let mut same_in_another_order =
+        sealed_command(&output, &mock, &["check", "--meter", "gb,scans"]);
+    run(&mut same_in_another_order).assert_code(0);
+}
+
+/// `verify --record` on a binary sealed for several products takes the record's product when
+/// it is one of them, with no ENTITLE_PRODUCT_CODE needed.
+#[test]
+fn verify_record_picks_the_records_product_among_several_sealed() {
+    let mock = Mock::start(&[]);
+    let record = mock.path("record.json");
+    let mut command = entitle(&mock, &["check", "--output", record.to_str().unwrap()]);
+    command.env("ENTITLE_PRODUCT_CODE", "prod-paid-b");
+    run(&mut command).assert_code(0);
+    let sealed = seal(
+        mock.dir.path(),
+        &[
+            ("prod-paid-a", "1", &mock.public_key),
+            ("prod-paid-b", "1", &mock.public_key),
+        ],
+        &[],
+    );
+    let verify = run(&mut sealed_command(
+        &sealed,
+        &mock,
+        &["verify", "--record", record.to_str().unwrap()],
+    ));
+    verify.assert_code(0);
+    assert!(verify.stderr.contains("prod-paid-b"), "{}", verify.stderr);
+}
