@@ -117,6 +117,22 @@ pub async fn client(
     ))
 }
 
+/// The per-attempt override: the connection-level timeout (name lookup, connect, proxy, TLS)
+/// clipped to the attempt's `limit`, a little under it, so that when the network is what
+/// stalls, the transport's own error (which names the host, address or proxy) ends the
+/// attempt rather than the bare attempt timeout.
+pub fn within(
+    limit: Duration,
+    settings: &AwsSettings,
+) -> aws_sdk_marketplacemetering::config::Builder {
+    let connect = limit
+        .saturating_sub(Duration::from_millis(100))
+        .min(settings.attempt_timeout.min(MAX_CONNECT_TIMEOUT))
+        .max(Duration::from_millis(1));
+    aws_sdk_marketplacemetering::config::Builder::default()
+        .timeout_config(TimeoutConfig::builder().connect_timeout(connect).build())
+}
+
 /// Our transport for the settings, or the configuration error that prevents it.
 pub fn transport(settings: &AwsSettings) -> Result<SharedHttpClient, Failure> {
     Transport::new(&settings.network)

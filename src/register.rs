@@ -49,7 +49,8 @@ async fn register_async(
     let client = aws::client(&settings.aws, http, settings.timeout).await?;
     loop {
         let limit = attempts.begin();
-        let verdict = match tokio::time::timeout(limit, call(&client, settings, nonce)).await {
+        let verdict = match tokio::time::timeout(limit, call(&client, settings, nonce, limit)).await
+        {
             Ok(Ok(output)) => return answer(output, &attempts),
             Ok(Err(error)) => aws::classify("RegisterUsage", &error),
             Err(_) => Verdict::Retry(
@@ -65,6 +66,7 @@ async fn call(
     client: &Client,
     settings: &CheckSettings,
     nonce: &str,
+    limit: Duration,
 ) -> Result<
     RegisterUsageOutput,
     aws_sdk_marketplacemetering::error::SdkError<
@@ -77,6 +79,8 @@ async fn call(
         .product_code(&settings.product.code)
         .public_key_version(settings.product.public_key_version as i32)
         .nonce(nonce)
+        .customize()
+        .config_override(aws::within(limit, &settings.aws))
         .send()
         .await
 }

@@ -60,6 +60,8 @@ pub fn dry_run(
                     .usage_dimension(dimension)
                     .usage_quantity(0)
                     .dry_run(true)
+                    .customize()
+                    .config_override(aws::within(limit, aws_settings))
                     .send();
                 let verdict = match tokio::time::timeout(limit, call).await {
                     Ok(Ok(_)) => break,
@@ -250,6 +252,8 @@ impl Sender {
             .usage_dimension(&due.dimension)
             .usage_quantity(i32::try_from(due.quantity).unwrap_or(i32::MAX))
             .client_token(&due.token)
+            .customize()
+            .config_override(aws::within(limit, &self.settings.aws))
             .send();
         match tokio::time::timeout(limit, call).await {
             Ok(Ok(output)) => Ok(output.metering_record_id().unwrap_or("(no id)").to_owned()),

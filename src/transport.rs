@@ -525,7 +525,10 @@ impl Shared {
                         .map_err(|_| {
                             TransportError::Proxy(
                                 proxy.to_string(),
-                                format!("no answer to CONNECT within {limit:?}"),
+                                format!(
+                                    "no answer to CONNECT within {}",
+                                    crate::aws::seconds(limit)
+                                ),
                             )
                         })??;
                 }
@@ -555,8 +558,9 @@ impl Shared {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(error)) => Err(TransportError::Tls(endpoint.host.clone(), error)),
             Err(_) => Err(TransportError::Timeout(format!(
-                "TLS handshake with {} took longer than {limit:?}",
-                endpoint.host
+                "TLS handshake with {} took longer than {}",
+                endpoint.host,
+                crate::aws::seconds(limit)
             ))),
         }
     }
@@ -678,7 +682,7 @@ async fn tcp_connect(host: &str, port: u16, limit: Duration) -> Result<TcpStream
                 return Ok(stream);
             }
             Ok(Err(error)) => last = Some(error.to_string()),
-            Err(_) => last = Some(format!("no answer within {limit:?}")),
+            Err(_) => last = Some(format!("no answer within {}", crate::aws::seconds(limit))),
         }
     }
     Err(TransportError::Connect(
@@ -721,7 +725,10 @@ async fn resolve(
         )),
         Err(_) => Err(TransportError::Resolve(
             host.to_owned(),
-            format!("no answer from the DNS resolver within {limit:?}"),
+            format!(
+                "no answer from the DNS resolver within {}",
+                crate::aws::seconds(limit)
+            ),
         )),
     }
 }
