@@ -3,15 +3,25 @@
 # on 127.0.0.1, run `entitle check` against it, then verify the record offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet --release -p entitle -p entitle-mock
+echo "building entitle and entitle-mock (cargo build --release; the first build takes a few minutes)" >&2
+cargo build --release --locked -p entitle -p entitle-mock
 bin=target/release
 work=$(mktemp -d)
-trap 'kill "$mock_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+mock_pid=
+cleanup() {
+  if [ -n "$mock_pid" ]; then
+    kill "$mock_pid" 2>/dev/null || true # already gone is fine
+    wait "$mock_pid" 2>/dev/null || true # its exit status (killed) is not ours
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 "$bin/entitle-mock" --write-public-key "$work/product-key.pem" >"$work/url" 2>"$work/mock.log" &
 mock_pid=$!
 for _ in $(seq 100); do [ -s "$work/url" ] && break; sleep 0.05; done
 url=$(head -n1 "$work/url")
+[ -n "$url" ] || { echo "entitle-mock did not start:" >&2; cat "$work/mock.log" >&2; exit 1; }
 echo "entitle-mock listening on $url (it plays AWS Marketplace Metering for product prod-demo)"
 
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDEXAMPLEDEMO AWS_SECRET_ACCESS_KEY=demo-secret

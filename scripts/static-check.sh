@@ -8,7 +8,9 @@
 #     PID 1 of a new PID namespace starts the workload with the token only when entitled.
 # Needs root (chroot, unshare). Usage: scripts/static-check.sh  (ENTITLE_BIN / ENTITLE_MOCK_BIN to
 # use prebuilt binaries).
+# shellcheck disable=SC2016 # single-quoted code runs in bash -c, with its own $0
 set -euo pipefail
+# shellcheck source=../tests/deploy/lib.sh
 source "$(dirname "$0")/../tests/deploy/lib.sh"
 
 BIN=$(entitle_static_bin)
@@ -36,6 +38,7 @@ assert "the root holds only the binary" [ "$(find "$root" -mindepth 1 | wc -l)" 
 
 start_mock ok
 start_mock refuse --answer not-entitled
+MOCK_URL_ok=${MOCK_URL_ok:?} MOCK_URL_refuse=${MOCK_URL_refuse:?} # set by start_mock
 KEY=$(cat "$WORK/ok.pem")
 CHROOT=$(command -v chroot)
 UNSHARE=$(command -v unshare)
@@ -63,7 +66,7 @@ assert "chroot: no record when not entitled" [ ! -e "$root/record.json" ]
 mkdir "$root/etc"
 echo "127.0.0.1 metering.test" >"$root/etc/hosts"
 check "chroot: endpoint by host name via /etc/hosts" 0 in_root "${MOCK_URL_ok/127.0.0.1/metering.test}" "$CHROOT" "$root" /entitle check
-rm -r "$root/etc"
+rm -r "${root:?}/etc"
 
 # entitle run as PID 1 of a new PID namespace; the workload is entitle itself, verifying the
 # ENTITLE_TOKEN / ENTITLE_NONCE it was handed (so the root still holds only the binary).
