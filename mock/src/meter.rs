@@ -24,6 +24,8 @@ pub struct MeterRequest {
     /// `None` when the request had no UsageAllocations.
     pub allocations: Option<Vec<Allocation>>,
     pub dry_run: bool,
+    /// `ClientToken`: the same token again must come with the same parameters.
+    pub client_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,7 +72,24 @@ pub fn parse_body(body: &[u8]) -> Result<MeterRequest, AwsError> {
         quantity,
         allocations: allocations(&map)?,
         dry_run: dry_run(&map)?,
+        client_token: client_token(&map)?,
     })
+}
+
+/// `ClientToken`: 1..64 characters (the service model's constraint).
+fn client_token(map: &Map<String, Value>) -> Result<Option<String>, AwsError> {
+    match present(map, "ClientToken") {
+        None => Ok(None),
+        Some(Value::String(token)) if (1..=64).contains(&token.chars().count()) => {
+            Ok(Some(token.clone()))
+        }
+        Some(Value::String(token)) => Err(constraint(
+            token,
+            "clientToken",
+            "Member must have length between 1 and 64",
+        )),
+        Some(_) => Err(serialization("ClientToken must be a string")),
+    }
 }
 
 /// The member's value unless it is absent or null.
@@ -242,6 +261,15 @@ pub fn timestamp_out_of_bounds() -> AwsError {
 }
 
 /// AWS's wording names the hour; other `--period`s are named by their length.
+/// A `ClientToken` reused with different parameters.
+pub fn idempotency_conflict() -> AwsError {
+    AwsError::new(
+        400,
+        "IdempotencyConflictException",
+        "The ClientToken is being used for multiple requests.",
+    )
+}
+
 pub fn duplicate(period_ms: i64) -> AwsError {
     let when = match period_ms {
         3_600_000 => "this hour".to_string(),

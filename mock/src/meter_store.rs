@@ -86,6 +86,7 @@ pub struct Stored {
     pub quantity: i64,
     /// Sorted, so that the same allocations in another order count as the same request.
     pub allocations: Option<Vec<Allocation>>,
+    pub client_token: Option<String>,
     pub id: String,
 }
 
@@ -99,6 +100,7 @@ impl Stored {
             timestamp_sent: req.timestamp_sent.clone(),
             quantity: req.quantity,
             allocations: sorted(&req.allocations),
+            client_token: req.client_token.clone(),
             id: request_id(),
         }
     }
@@ -147,6 +149,24 @@ impl Store {
     ) -> Result<Outcome, AwsError> {
         policy.check(req)?;
         let period = policy.period_of(req.timestamp, now)?;
+        if let Some(token) = &req.client_token {
+            // A token names one request: reused with other parameters it is a conflict; with
+            // the same ones it is a retry and gets the first answer.
+            let earlier = self
+                .records
+                .values()
+                .find(|r| r.client_token.as_deref() == Some(token.as_str()));
+            if let Some(earlier) = earlier {
+                let same = earlier.period == period
+                    && earlier.dimension == req.dimension
+                    && earlier.same_request(req);
+                return match (same, req.dry_run) {
+                    (false, _) => Err(meter::idempotency_conflict()),
+                    (true, true) => Ok(Outcome::DryRun),
+                    (true, false) => Ok(Outcome::Repeated(earlier.id.clone())),
+                };
+            }
+        }
         let key = (period, req.dimension.clone());
         if let Some(existing) = self.records.get(&key) {
             if !existing.same_request(req) {
@@ -263,6 +283,30 @@ mod tests {
 
     fn error(outcome: Result<Outcome, AwsError>) -> &'static str {
         outcome.unwrap_err().name
+    }
+
+    #[test]
+    fn a_client_token_names_one_request() {
+        let (mut store, policy) = (Store::default(), Policy::default());
+        let now = T10 + 1800.0;
+        let with_token = |dimension: &str, quantity: i64, token: &str| {
+            let mut req = request(dimension, T10 + 60.0, quantity);
+            req.client_token = Some(token.into());
+            req
+        };
+        let first = created(store.meter(&with_token("cpu", 5, "t1"), &policy, now));
+        assert_eq!(
+            store.meter(&with_token("cpu", 5, "t1"), &policy, now),
+            Ok(Outcome::Repeated(first.id))
+        );
+        assert_eq!(
+            error(store.meter(&with_token("mem", 5, "t1"), &policy, now)),
+            "IdempotencyConflictException"
+        );
+        assert_eq!(
+            error(store.meter(&with_token("cpu", 6, "t2"), &policy, now)),
+            "DuplicateRequestException"
+        );
     }
 
     #[test]
