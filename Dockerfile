@@ -26,6 +26,7 @@ RUN set -eu; \
     esac; \
     target="${arch}-unknown-linux-musl"; \
     rustup target add "${target}"; \
+    rustup component add rust-src; \
     env "CC_${arch}_unknown_linux_musl=gcc" scripts/build-static.sh "${target}"; \
     cp "target/dist/${target}/entitle" /entitle; \
     /entitle --version

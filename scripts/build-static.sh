@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Builds the shipped binary: static musl, release profile, then the unwind tables removed.
-# Prints its path (target/dist/TARGET/entitle). Usage: scripts/build-static.sh [TARGET]
+# Builds the shipped binary: static musl, release profile, the standard library rebuilt for
+# size, then the unwind tables removed. Prints its path (target/dist/TARGET/entitle).
+# Usage: scripts/build-static.sh [TARGET]
+#
+# Why the standard library is rebuilt (cargo's -Z build-std, with RUSTC_BOOTSTRAP=1 on this
+# stable toolchain; needs `rustup component add rust-src`): the prebuilt std carries its
+# backtrace symbolizer (gimli, addr2line: never used with panic = "abort" and no debug info) and
+# is optimised for speed; rebuilt without the `backtrace` feature, with `optimize_for_size`, and
+# under this profile's LTO, the binary is about 315 KiB (9%) smaller. Panics still print their
+# message. ENTITLE_BUILD_STD=0 builds with the prebuilt std instead.
 #
 # Why the objcopy: with panic = "abort" nothing ever unwinds, yet .eh_frame/.eh_frame_hdr are
 # about 550 KB (13%) of the file, and rustc keeps emitting them on this target even with
@@ -25,7 +33,12 @@ if [ "$arch" != "$(uname -m)" ] && command -v "$arch-linux-gnu-gcc" >/dev/null; 
   [ -n "${!cc_var:-}" ] || export "$cc_var=$arch-linux-gnu-gcc"
   [ -n "${!linker_var:-}" ] || export "$linker_var=$arch-linux-gnu-gcc"
 fi
-cargo build --quiet --release --locked --target "$target" -p entitle >&2
+build_std=()
+if [ "${ENTITLE_BUILD_STD:-1}" != 0 ]; then
+  export RUSTC_BOOTSTRAP=1
+  build_std=(-Z build-std=std,panic_abort -Z build-std-features=optimize_for_size)
+fi
+cargo build --quiet --release --locked --target "$target" -p entitle "${build_std[@]}" >&2
 mkdir -p "$target_dir/dist/$target"
 out=$target_dir/dist/$target/entitle
 objcopy=objcopy

@@ -64,7 +64,7 @@ const COMMANDS: &[(Name, &str, &str)] = &[
     (
         Name::Check,
         "check",
-        "register with AWS Marketplace, verify the answer, exit",
+        "register with AWS Marketplace (and dry-run metering), verify, exit",
     ),
     (
         Name::Run,
@@ -387,10 +387,10 @@ fn help(command: Name) -> Command {
 /// `entitle --help`.
 pub fn overview() -> String {
     let mut text = String::from(
-        "entitle: AWS Marketplace entitlement check and PID 1 for paid container products\n\nUsage:\n",
+        "entitle: AWS Marketplace entitlement, metering and PID 1 for paid container products\n\nUsage:\n",
     );
     for (command, _, summary) in COMMANDS {
-        text.push_str(&format!("  {:<58} {summary}\n", synopsis(*command)));
+        text.push_str(&format!("  {}\n      {summary}\n", synopsis(*command)));
     }
     text.push_str(
         "  entitle --version\n\nExit codes: 0 entitled, 64 usage, 70 internal, 75 transient failures until --timeout,\n76 untrusted answer, 77 not entitled, 78 configuration or deployment error.\nSee `entitle help COMMAND` for a command's options.\n",
