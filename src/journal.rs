@@ -61,12 +61,23 @@ struct Queue {
     reports: Vec<Pending>,
     events: Vec<PendingEvents>,
     closing: bool,
+    /// The writer sleeps on the condvar: only then does a new entry need to wake it (while it
+    /// writes and syncs, it takes whatever queued up when it comes back).
+    writer_idle: bool,
 }
 
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     ledger: Mutex<Ledger>,
+    stats: Mutex<Stats>,
+}
+
+/// What the writer did: reports made durable and the synced batches they took.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub reports: u64,
+    pub batches: u64,
 }
 
 /// The writer's side: the open file (none in memory mode) and where it lives.
@@ -123,6 +134,7 @@ impl Journal {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             ledger: Mutex::new(ledger),
+            stats: Mutex::new(Stats::default()),
         });
         let writer_shared = Arc::clone(&shared);
         let writer = thread::Builder::new()
@@ -147,7 +159,7 @@ impl Journal {
         received_at: i64,
     ) -> Result<Hour, JournalError> {
         let (done, receiver) = oneshot::channel();
-        {
+        let writer_idle = {
             let mut queue = lock(&self.shared.queue);
             if queue.closing {
                 return Err(JournalError("the relay is stopping".into()));
@@ -163,8 +175,11 @@ impl Journal {
                 received_at,
                 done,
             });
+            queue.writer_idle
+        };
+        if writer_idle {
+            self.shared.wake.notify_one();
         }
-        self.shared.wake.notify_one();
         receiver
             .await
             .unwrap_or_else(|_| Err(JournalError("the journal writer stopped".into())))
@@ -188,6 +203,10 @@ impl Journal {
         lock(&self.shared.ledger)
     }
 
+    pub fn stats(&self) -> Stats {
+        *lock(&self.shared.stats)
+    }
+
     /// Refuses new reports, writes what is queued, compacts and stops the writer.
     pub fn close(&self) {
         lock(&self.shared.queue).closing = true;
@@ -208,8 +227,10 @@ fn write_loop(shared: &Shared, mut store: Option<Store>) {
         let (reports, sender_events, closing) = {
             let mut queue = lock(&shared.queue);
             while queue.reports.is_empty() && queue.events.is_empty() && !queue.closing {
+                queue.writer_idle = true;
                 queue = shared.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
             }
+            queue.writer_idle = false;
             (
                 std::mem::take(&mut queue.reports),
                 std::mem::take(&mut queue.events),
@@ -235,6 +256,9 @@ fn write_loop(shared: &Shared, mut store: Option<Store>) {
             for event in &events {
                 ledger.apply(event);
             }
+            let mut stats = lock(&shared.stats);
+            stats.reports += reports.len() as u64;
+            stats.batches += 1;
         }
         for (pending, hour) in reports.into_iter().zip(hours) {
             let _ = pending.done.send(written.clone().map(|()| hour));

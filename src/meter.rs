@@ -119,6 +119,7 @@ impl Meter {
         let relay = Arc::new(Relay {
             journal: journal.clone(),
             dimensions: settings.dimensions.clone(),
+            period: settings.period,
             control: Arc::clone(&control),
         });
         let thread = thread::Builder::new()
@@ -160,6 +161,14 @@ impl Meter {
             }
         }
         self.journal.close();
+        let stats = self.journal.stats();
+        info!(
+            reports = stats.reports,
+            batches = stats.batches,
+            "metering journal: {} reports made durable in {} synced batches",
+            stats.reports,
+            stats.batches
+        );
         let ledger = self.journal.ledger().clone();
         let left: Vec<_> = ledger
             .unsent()

@@ -122,6 +122,8 @@ impl Control {
 pub struct Relay {
     pub journal: Journal,
     pub dimensions: Vec<String>,
+    /// The metering hour in seconds.
+    pub period: u64,
     pub control: Arc<Control>,
 }
 
@@ -265,7 +267,7 @@ async fn report(relay: &Relay, request: Request<Incoming>) -> Response<Full<Byte
         .await
     {
         Ok(hour) => {
-            let start = relay.journal.ledger().hour_start(hour);
+            let start = i64::try_from(hour.saturating_mul(relay.period)).unwrap_or(i64::MAX);
             respond(
                 StatusCode::OK,
                 json!({ "dimension": report.dimension, "quantity": quantity, "hour": rfc3339(start) }),

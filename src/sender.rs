@@ -39,7 +39,7 @@ pub struct SenderSettings {
 
 /// The start check: a `MeterUsage` dry run for each dimension, retried on throttling and
 /// transient failures within `budget`. AWS documents `DryRunOperation` as the answer of a dry
-/// run that would succeed; a plain 200 counts too.
+/// run that would succeed; a plain 200 counts too, and so does `DuplicateRequestException`.
 pub fn dry_run(
     product_code: &str,
     dimensions: &[String],
@@ -65,7 +65,17 @@ pub fn dry_run(
                     .send();
                 let verdict = match tokio::time::timeout(limit, call).await {
                     Ok(Ok(_)) => break,
-                    Ok(Err(e)) if code_of(&e) == Some("DryRunOperation") => break,
+                    // A dry run that got as far as the hour's record was authorised and its
+                    // dimension is valid: a record for this hour already exists when the
+                    // container restarts within the hour after a stop sent the partial hour.
+                    Ok(Err(e))
+                        if matches!(
+                            code_of(&e),
+                            Some("DryRunOperation" | "DuplicateRequestException")
+                        ) =>
+                    {
+                        break
+                    }
                     Ok(Err(e)) => aws::classify("MeterUsage", &e),
                     Err(_) => Verdict::Retry(
                         Cause::Timeout,
