@@ -938,7 +938,8 @@ fn the_static_musl_binary_keeps_the_deadline_with_a_silent_dns_server() {
     }
     let binary = root.join("target/dist/x86_64-unknown-linux-musl/entitle");
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let built_for_this_code = modified(&binary) >= modified(Path::new(env!("CARGO_BIN_EXE_entitle")));
+    let built_for_this_code =
+        modified(&binary) >= modified(Path::new(env!("CARGO_BIN_EXE_entitle")));
     if !binary.exists() || !built_for_this_code {
         eprintln!(
             "SKIPPED: {} is missing or older than this build (set ENTITLE_TEST_STATIC=1, or run scripts/build-static.sh first)",

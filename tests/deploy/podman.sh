@@ -10,7 +10,12 @@
 #     `check` against entitle-mock on 127.0.0.1 exits 0 and writes the record; not entitled: 77;
 #   - deploy/docker/Dockerfile.vendor (entitle copied into a FROM scratch app image, entrypoint
 #     `entitle run --`): the workload starts hardened with the token, `podman stop` reaches it
-#     through entitle (SIGTERM) and its exit code 42 comes back; not entitled: 77, never started.
+#     through entitle (SIGTERM) and its exit code 42 comes back; not entitled: 77, never started;
+#   - the ECS task definitions and the Helm example's pods (tests/deploy/podrun.py plays the ECS
+#     agent / the kubelet), including metering against entitle-mock with 2 s hours: the relay as
+#     an ECS sidecar (deploy/docker/Dockerfile.meter, Fargate-like task volume), as a Kubernetes
+#     native sidecar gated by its startupProbe, and inside `entitle run`; the app reports usage,
+#     the pod is stopped, and the mock's totals must equal what was reported.
 # Needs root, podman, runc, musl-gcc (musl-tools), hadolint. Usage: tests/deploy/podman.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -148,6 +153,11 @@ assert "vendor image, not entitled: workload never started" bash -c '! grep -q "
 printf 'FROM scratch\nCOPY server /app/server\nUSER 65532:65532\nENTRYPOINT ["/app/server"]\n' >"$vendor/Containerfile.app"
 check "podman build: app image without entitle (FROM scratch, /app/server)" 0 \
   pod build --pull=never --isolation chroot -f "$vendor/Containerfile.app" -t localhost/app:test "$vendor"
+# An app image that already has a file at /entitle (a vendor image built on entitle's own): the
+# Helm wrapper must not mount its emptyDir there.
+printf 'FROM localhost/app:test\nCOPY server /entitle\n' >"$vendor/Containerfile.app-entitle"
+check "podman build: app image with its own /entitle file" 0 \
+  pod build --pull=never --isolation chroot -f "$vendor/Containerfile.app-entitle" -t localhost/app-with-entitle:test "$vendor"
 PODMAN_JSON=$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "${P[@]}")
 PODRUN_FLAGS=(--podman "$PODMAN_JSON" --run-flag=--network=host --run-flag=--ulimit=nofile=1024:1024 --run-flag=--ulimit=nproc=1024:1024)
 
@@ -189,6 +199,86 @@ else
   sed 's/^/#    /' "$WORK/ecs-run.out" | tail -n 30
 fi
 
+# --- metering on ECS: the relay image and deploy/ecs/taskdef-meter.json, 2 s hours -----------------
+# Sum of each dimension over all hours in entitle-mock's MeterUsage records: "gb=2 scans=3".
+meter_totals() {
+  python3 -c 'import json, sys, urllib.request
+t = json.load(urllib.request.urlopen(sys.argv[1] + "/_mock/meter", timeout=10))["totals"]
+s = {}
+for hour in t.values():
+    for d, q in hour.items():
+        s[d] = s.get(d, 0) + q
+print(" ".join(f"{d}={q}" for d, q in sorted(s.items())))' "$1"
+}
+# A port free on every interface (the Kubernetes sidecar listens on 0.0.0.0; host network here).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'; }
+before_line() { # before_line FILE FIRST SECOND: both lines present, FIRST earlier
+  local a b
+  a=$(grep -n -m1 -F -- "$2" "$1" | cut -d: -f1)
+  b=$(grep -n -m1 -F -- "$3" "$1" | cut -d: -f1)
+  [ -n "$a" ] && [ -n "$b" ] && [ "$a" -lt "$b" ]
+}
+meter_start=$SECONDS
+check "hadolint deploy/docker/Dockerfile.meter" 0 timeout 60 hadolint "$REPO/deploy/docker/Dockerfile.meter"
+check "podman build: deploy/docker/Dockerfile.meter (the ECS relay image)" 0 \
+  pod build --pull=never --isolation chroot -f "$REPO/deploy/docker/Dockerfile.meter" \
+  --build-arg ENTITLE_IMAGE=localhost/entitle:test -t localhost/entitle-meter:test "$REPO/deploy/docker"
+mcfg() { pod image inspect --format "$1" localhost/entitle-meter:test; }
+assert "relay image: user 65532:65532, entrypoint [/entitle], cmd [meter]" \
+  [ "$(mcfg '{{.Config.User}} {{json .Config.Entrypoint}} {{json .Config.Cmd}}')" = '65532:65532 ["/entitle"] ["meter"]' ]
+assert "relay image: /var/lib/entitle-meter is a VOLUME" bash -c "grep -q '/var/lib/entitle-meter' <<<'$(mcfg '{{json .Config.Volumes}}')'"
+cid=$(pod create localhost/entitle-meter:test)
+state_owner=$(pod export "$cid" | tar -tv --numeric-owner -f - var/lib/entitle-meter/ 2>/dev/null | awk '$NF == "var/lib/entitle-meter/" { print $2 }')
+pod rm "$cid" >/dev/null
+assert "relay image: the journal folder is owned by 65532 (got: $state_owner)" [ "$state_owner" = 65532/65532 ]
+
+start_mock meter_ecs --period 2s --dimensions scans,gb --credentials AKIDEXAMPLEECSTASK:ecs-task-secret \
+  --request-log "$WORK/meter-ecs-requests.jsonl"
+ecs_meter() { # ecs_meter NAME RELAY_IMAGE MOCK_URL [podrun options...]: run taskdef-meter.json
+  local name=$1 relay=$2 url=$3 port
+  shift 3
+  port=$(free_port)
+  mkdir -p "$WORK/$name"
+  # The relay listens on a free port instead of 8787 (host network here), the app is told so.
+  timeout 300 python3 "$REPO/tests/deploy/podrun.py" "$REPO/deploy/ecs/taskdef-meter.json" --work "$WORK/$name" --name "$name" \
+    "${PODRUN_FLAGS[@]}" \
+    --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/entitle-meter:0.1.0="$relay" \
+    --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-product:1.0.0=localhost/app:test \
+    --env AWS_REGION=us-east-1 --env ENTITLE_TIMEOUT=20s --env ENTITLE_METER_PERIOD=2s \
+    --env "AWS_CONTAINER_CREDENTIALS_FULL_URI=$url/ecs/v2/credentials/task-role" \
+    --env "AWS_ENDPOINT_URL_MARKETPLACE_METERING=$url" \
+    --env "ENTITLE_METER_LISTEN=127.0.0.1:$port" --env "ENTITLE_METER_URL=http://127.0.0.1:$port" "$@" \
+    >"$WORK/$name.out" 2>&1 || true
+}
+ecs_meter ecs-meter localhost/entitle-meter:test "$MOCK_URL_meter_ecs" --env WORKLOAD_USAGE=scans=3,gb=2
+out=$(cat "$WORK/ecs-meter.out")
+if assert "ECS taskdef-meter: the relay container started (dependsOn START), then the app" \
+  before_line "$WORK/ecs-meter.out" 'sidecar entitle-meter: started' 'app app: ready'; then
+  assert "ECS taskdef-meter: the app's reports were durable (HTTP 200)" \
+    bash -c 'grep -q "server: usage scans 3 to .*: HTTP 200" <<<"$0" && grep -q "server: usage gb 2 to .*: HTTP 200" <<<"$0"' "$out"
+  assert "ECS taskdef-meter: the app stopped first (exit 42), then the relay flushed and exited 0" \
+    before_line "$WORK/ecs-meter.out" 'app app: exit 42' 'sidecar entitle-meter: exit 0'
+  assert "ECS taskdef-meter: the relay logged every hour sent" grep -q 'all usage sent' <<<"$out"
+  assert "ECS taskdef-meter: the journal is on the task volume, written by 65532" \
+    [ "$(stat -c %u "$WORK/ecs-meter/vol/meter-state/journal" 2>/dev/null)" = 65532 ]
+  totals=$(meter_totals "$MOCK_URL_meter_ecs")
+  assert "ECS taskdef-meter: MeterUsage totals equal what the app reported (got: $totals)" [ "$totals" = "gb=2 scans=3" ]
+  assert "ECS taskdef-meter: MeterUsage signed (SigV4 verified) with the task-role key, no RegisterUsage" \
+    python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; sys.exit(not (any(x.get("kind") == "meter" and x.get("accessKeyId") == "AKIDEXAMPLEECSTASK" and x.get("sigv4") == "ok" for x in r) and not any(x.get("kind") == "register" for x in r)))' "$WORK/meter-ecs-requests.jsonl"
+else
+  sed 's/^/#    /' "$WORK/ecs-meter.out" | tail -n 30
+fi
+# Negative control: the plain entitle image (no VOLUME): the task volume stays root-owned, as on
+# Fargate, and the relay (65532, read-only root) cannot keep a journal there.
+# The app never gets ready here: the relay (essential) exiting stops the task. A mock of its own:
+# entitle-mock keeps one record per dimension and period for all its clients, so a dry run in the
+# period the task above metered in would be refused as a duplicate.
+start_mock meter_plain --period 2s --dimensions scans,gb --credentials AKIDEXAMPLEECSTASK:ecs-task-secret
+ecs_meter ecs-meter-plain localhost/entitle:test "$MOCK_URL_meter_plain" --ready never-ready
+assert "ECS taskdef-meter with the plain entitle image: the relay exits 78 (task volume not writable), the task stops" \
+  bash -c 'grep -qx "sidecar entitle-meter: exited (essential: the task stops)" "$0" && grep -qx "sidecar entitle-meter: exit 78" "$0" && grep -q "cannot write in --meter-state" "$0"' "$WORK/ecs-meter-plain.out" \
+  || sed 's/^/#    /' "$WORK/ecs-meter-plain.out" | tail -n 20
+
 # --- the Helm example chart's pod, rendered by helm and run the way a kubelet would -------------
 HELM=${HELM:-$(command -v helm || true)}
 if [ -z "$HELM" ]; then
@@ -202,18 +292,34 @@ else
   # projected web identity token, STS (here the mock's AssumeRoleWithWebIdentity stand-in).
   echo "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6c2hvcDpyZWwtZW50aXRsZS1leGFtcGxlIn0.c2ln" >"$WORK/irsa-token"
   chmod 0644 "$WORK/irsa-token"
-  helm_pod() { # helm_pod MODE MOCK_URL NAME: render the example chart and run its pod
-    local mode=$1 url=$2 name=$3
-    timeout 60 "$HELM" template rel "$WORK/helm/example" -f "$WORK/helm/example/ci/$mode-values.yaml" \
-      --set entitle.productCode=prod-helm --set entitle.timeout=20s --set-file entitle.publicKey="$WORK/ok.pem" \
-      --set-json "entitle.extraEnv=[{\"name\":\"AWS_ENDPOINT_URL_MARKETPLACE_METERING\",\"value\":\"$url\"},{\"name\":\"AWS_ENDPOINT_URL_STS\",\"value\":\"$url\"}]" \
+  # helm_pod VALUES MOCK_URL NAME [--key PEM|""] [--app IMAGE] [--env-json JSON] [--helm ARG]...
+  #          [--podrun ARG]...: render the example chart with ci/VALUES-values.yaml and run its pod.
+  helm_pod() {
+    local values=$1 url=$2 name=$3 key=$WORK/ok.pem app=localhost/app:test env_json=""
+    local helm_args=() podrun_args=()
+    shift 3
+    while [ $# -gt 0 ]; do
+      case $1 in
+        --key) key=$2 ;;
+        --app) app=$2 ;;
+        --env-json) env_json=",$2" ;;
+        --helm) helm_args+=("$2") ;;
+        --podrun) podrun_args+=("$2") ;;
+        *) echo "helm_pod: unknown option $1" >&2; return 64 ;;
+      esac
+      shift 2
+    done
+    [ -z "$key" ] || helm_args+=(--set-file "entitle.publicKey=$key")
+    timeout 60 "$HELM" template rel "$WORK/helm/example" -f "$WORK/helm/example/ci/$values-values.yaml" \
+      --set entitle.productCode=prod-helm --set entitle.timeout=20s "${helm_args[@]}" \
+      --set-json "entitle.extraEnv=[{\"name\":\"AWS_ENDPOINT_URL_MARKETPLACE_METERING\",\"value\":\"$url\"},{\"name\":\"AWS_ENDPOINT_URL_STS\",\"value\":\"$url\"}$env_json]" \
       >"$WORK/$name.yaml"
     mkdir -p "$WORK/$name"
     timeout 300 python3 "$REPO/tests/deploy/podrun.py" "$WORK/$name.yaml" --work "$WORK/$name" --name "$name" "${PODRUN_FLAGS[@]}" \
       --image registry.example.com/entitle:0.1.0=localhost/entitle:test \
-      --image registry.example.com/my-product:1.0.0=localhost/app:test \
+      --image registry.example.com/my-product:1.0.0="$app" \
       --configmap my-product-entitle-key="$WORK/keycm" \
-      --irsa-token "$WORK/irsa-token" --env AWS_REGION=us-east-1 --env AWS_DEFAULT_REGION=us-east-1 \
+      --irsa-token "$WORK/irsa-token" --env AWS_REGION=us-east-1 --env AWS_DEFAULT_REGION=us-east-1 "${podrun_args[@]}" \
       >"$WORK/$name.out" 2>&1 || true
   }
   show() { sed 's/^/#    /' "$WORK/$1.out" | tail -n 30; }
@@ -236,26 +342,94 @@ else
   helm_pod init "$MOCK_URL_refuse" helm-refuse
   assert "helm init mode, not entitled: init container exits 77, app never starts" \
     bash -c 'grep -qx "init entitle-check: exit 77" "$0" && ! grep -q "^app " "$0"' "$WORK/helm-refuse.out" || show helm-refuse
+  assert "helm init mode, not entitled: the termination message is entitle's one-line reason" \
+    grep -Eq '^termination entitle-check: entitle: .*(not entitled|not subscribed|CustomerNotEntitled)' "$WORK/helm-refuse.out"
 
-  # Wrapper mode needs `entitle install DIR` (the scratch image has no cp).
+  # Wrapper mode needs `entitle install DIR` (the scratch image has no cp). Its app image has a
+  # file at /entitle of its own: the chart's default install path (/.entitle) must not collide.
   if "$BIN" --help 2>&1 | grep -q 'entitle install'; then
-    helm_pod wrapper "$MOCK_URL_ok" helm-wrap
+    helm_pod wrapper "$MOCK_URL_ok" helm-wrap --app localhost/app-with-entitle:test
     out=$(cat "$WORK/helm-wrap.out")
     if assert "helm wrapper mode: entitle-install init container exits 0" grep -qx 'init entitle-install: exit 0' <<<"$out"; then
-      assert "helm wrapper mode: app started under /entitle/entitle run" grep -qx 'app app: ready' <<<"$out"
+      assert "helm wrapper mode: the command is /.entitle/entitle run -- /app/server" \
+        grep -qF 'command: ["/.entitle/entitle","run","--","/app/server"]' "$WORK/helm-wrap.yaml"
+      assert "helm wrapper mode: app started under /.entitle/entitle run, beside the image's own /entitle" \
+        grep -qx 'app app: ready' <<<"$out"
       assert "helm wrapper mode: app got ENTITLE_TOKEN" grep -q 'server: ENTITLE_TOKEN present' <<<"$out"
       assert "helm wrapper mode: app's parent is entitle (PID 1)" grep -q 'server: uid=65532 gid=65532 pid=[0-9]* ppid=1$' <<<"$out"
       assert "helm wrapper mode: SIGTERM forwarded, exit 42" grep -qx 'app app: exit 42' <<<"$out"
     else
       show helm-wrap
     fi
+    # Negative control: the old default path, /entitle, cannot be mounted over that image's file.
+    helm_pod wrapper "$MOCK_URL_ok" helm-wrap-old --app localhost/app-with-entitle:test --helm --set=entitle.binDir=/entitle
+    assert "helm wrapper mode with binDir /entitle: an app image with a file there cannot start" \
+      bash -c 'grep -q "^app app: cannot start" "$0" && ! grep -q "^app app: ready" "$0"' "$WORK/helm-wrap-old.out" || show helm-wrap-old
     helm_pod wrapper "$MOCK_URL_refuse" helm-wrap-refuse
     assert "helm wrapper mode, not entitled: 77, workload never started" \
       bash -c 'grep -qx "app app: exit 77" "$0" && ! grep -q "server:" "$0"' "$WORK/helm-wrap-refuse.out" || show helm-wrap-refuse
+    assert "helm wrapper mode, not entitled: the termination message is entitle's one-line reason" \
+      grep -Eq '^termination app: entitle: .*(not entitled|not subscribed|CustomerNotEntitled)' "$WORK/helm-wrap-refuse.out"
   else
     SKIPPED=$((SKIPPED + 1))
     echo "skip - helm wrapper mode pod: this entitle has no \`install\` subcommand yet"
   fi
+
+  # --- metering with the Helm chart: sidecar mode and run mode, 2 s hours ------------------------
+  PERIOD_JSON='{"name":"ENTITLE_METER_PERIOD","value":"2s"}'
+  start_mock meter_k8s --period 2s --dimensions scans,gb
+  port=$(free_port)
+  helm_pod meter-sidecar "$MOCK_URL_meter_k8s" helm-meter --key "$WORK/meter_k8s.pem" --env-json "$PERIOD_JSON" \
+    --helm --set=entitle.meter.port="$port" --podrun --env=WORKLOAD_USAGE=scans=3,gb=2
+  out=$(cat "$WORK/helm-meter.out")
+  if assert "helm meter sidecar: entitle-check (RegisterUsage) exits 0, then the native sidecar's startupProbe passes" \
+    bash -c 'grep -qx "init entitle-check: exit 0" "$0" && grep -q "^sidecar entitle-meter: started (startupProbe GET http://127.0.0.1:$1/v1/health: 200)" "$0"' \
+    "$WORK/helm-meter.out" "$port"; then
+    assert "helm meter sidecar: the app starts only after the startupProbe passed" \
+      before_line "$WORK/helm-meter.out" 'sidecar entitle-meter: started' 'app app: ready'
+    assert "helm meter sidecar: the app's reports to ENTITLE_METER_URL were durable (HTTP 200)" \
+      bash -c 'grep -q "server: usage scans 3 to http://127.0.0.1:$1: HTTP 200" <<<"$0" && grep -q "server: usage gb 2 to http://127.0.0.1:$1: HTTP 200" <<<"$0"' "$out" "$port"
+    assert "helm meter sidecar: the app stops first (42), then the sidecar flushes and exits 0" \
+      before_line "$WORK/helm-meter.out" 'app app: exit 42' 'sidecar entitle-meter: exit 0'
+    assert "helm meter sidecar: the journal is on the emptyDir, written by 65532" \
+      [ "$(stat -c %u "$WORK/helm-meter/vol/entitle-meter-state/journal" 2>/dev/null)" = 65532 ]
+    totals=$(meter_totals "$MOCK_URL_meter_k8s")
+    assert "helm meter sidecar: MeterUsage totals equal what the app reported (got: $totals)" [ "$totals" = "gb=2 scans=3" ]
+  else
+    show helm-meter
+  fi
+
+  start_mock meter_run --period 2s --dimensions scans,gb --request-log "$WORK/meter-run-requests.jsonl"
+  port=$(free_port)
+  helm_pod meter-run "$MOCK_URL_meter_run" helm-meter-run --key "" --app localhost/app-with-entitle:test --env-json "$PERIOD_JSON" \
+    --helm --set=entitle.meter.port="$port" \
+    --podrun --env=WORKLOAD_USAGE=scans=5 --podrun --env=WORKLOAD_USAGE_CLI=gb=4 --podrun --env=WORKLOAD_ENTITLE=/.entitle/entitle
+  out=$(cat "$WORK/helm-meter-run.out")
+  if assert "helm meter run mode: the workload started under /.entitle/entitle run (no key: MeterUsage dry runs only)" \
+    grep -qx 'app app: ready' <<<"$out"; then
+    assert "helm meter run mode: entitle run gave the workload ENTITLE_METER_URL; its report was durable" \
+      grep -q "server: usage scans 5 to http://127.0.0.1:$port: HTTP 200" <<<"$out"
+    assert "helm meter run mode: \`entitle usage gb 4\` from the workload exits 0" grep -q 'server: entitle usage gb 4: exit 0' <<<"$out"
+    assert "helm meter run mode: the workload's exit code (42) is the container's after the flush" grep -qx 'app app: exit 42' <<<"$out"
+    assert "helm meter run mode: the relay flushed before exiting" grep -q 'all usage sent' <<<"$out"
+    totals=$(meter_totals "$MOCK_URL_meter_run")
+    assert "helm meter run mode: MeterUsage totals equal what the workload reported (got: $totals)" [ "$totals" = "gb=4 scans=5" ]
+    assert "helm meter run mode: no RegisterUsage without a key" \
+      python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; sys.exit(not (any(x.get("kind") == "meter" for x in r) and not any(x.get("kind") == "register" for x in r)))' "$WORK/meter-run-requests.jsonl"
+  else
+    show helm-meter-run
+  fi
+
+  start_mock meter_refuse --period 2s --dimensions scans,gb --meter-answer not-entitled
+  port=$(free_port)
+  helm_pod meter-sidecar "$MOCK_URL_meter_refuse" helm-meter-refuse --key "$WORK/meter_refuse.pem" --env-json "$PERIOD_JSON" \
+    --helm --set=entitle.meter.port="$port"
+  assert "helm meter sidecar, not entitled: the sidecar exits 77 before its startupProbe passes, the app never starts" \
+    bash -c 'grep -qx "sidecar entitle-meter: exit 77" "$0" && grep -q "startupProbe .* never passed" "$0" && ! grep -q "^app " "$0"' \
+    "$WORK/helm-meter-refuse.out" || show helm-meter-refuse
+  assert "helm meter sidecar, not entitled: the termination message is entitle's one-line reason" \
+    grep -q '^termination entitle-meter: entitle: ' "$WORK/helm-meter-refuse.out"
+  note "metering (ECS relay image and task, Helm sidecar, run mode, refusals): $((SECONDS - meter_start)) s"
 fi
 
 summary
