@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole flow on one machine, no AWS account: build entitle and entitle-mock, start the mock
-# on 127.0.0.1, run `entitle check` against it, then verify the record offline.
+# The whole flow on one machine, no AWS account: build entitle and entitle-mock (the debug
+# profile, into target/debug: it shares the build `cargo test` makes, and tests/readme.rs runs this
+# script), start the mock on 127.0.0.1, run `entitle check` against it, then verify the record
+# offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "building entitle and entitle-mock (cargo build --release; the first build takes a few minutes)" >&2
-cargo build --release --locked -p entitle -p entitle-mock
-bin=target/release
+echo "building entitle and entitle-mock (cargo build; the first build takes a few minutes)" >&2
+cargo build --locked -p entitle -p entitle-mock
+bin=target/debug
 work=$(mktemp -d)
 mock_pid=
 cleanup() {

@@ -35,6 +35,8 @@ pub enum Command {
     Meter(Options),
     /// Report usage to the relay.
     Usage(UsageReport),
+    /// Probe the relay (`GET /v1/health`), for containers without an HTTP client.
+    Health(String),
 }
 
 /// `entitle usage DIMENSION QUANTITY`.
@@ -53,6 +55,7 @@ pub enum Name {
     Run,
     Meter,
     Usage,
+    Health,
     Verify,
     Seal,
     Inspect,
@@ -80,6 +83,11 @@ const COMMANDS: &[(Name, &str, &str)] = &[
         Name::Usage,
         "usage",
         "report usage to the relay (for shell-based products)",
+    ),
+    (
+        Name::Health,
+        "health",
+        "exit 0 when the relay is up and checked (a container probe)",
     ),
     (Name::Verify, "verify", "verify a token or record offline"),
     (
@@ -138,7 +146,7 @@ const SPECS: &[Spec] = &[
         help: "on stop, time to send what is open, default 20s" },
     Spec { flag: "meter-period", env: "ENTITLE_METER_PERIOD", value: "DURATION", commands: METERING,
         help: "the metering hour, default 1h; shorter only against a test endpoint (entitle-mock)" },
-    Spec { flag: "meter-url", env: "ENTITLE_METER_URL", value: "URL", commands: &[Name::Usage],
+    Spec { flag: "meter-url", env: "ENTITLE_METER_URL", value: "URL", commands: &[Name::Usage, Name::Health],
         help: "the relay, default http://127.0.0.1:8787 (set by entitle run)" },
     Spec { flag: "token", env: "ENTITLE_TOKEN_FILE", value: "FILE", commands: &[Name::Verify],
         help: "the JWT to check (`-` is standard input); without it, ENTITLE_TOKEN" },
@@ -204,17 +212,17 @@ pub fn dimension_list(text: &str) -> Vec<String> {
     text.split(',').map(|d| d.trim().to_owned()).collect()
 }
 
-/// `entitle usage DIMENSION QUANTITY [--meter-url URL]`.
-fn parse_usage(parser: &mut lexopt::Parser, env: Env) -> Result<Command, Failure> {
+/// `entitle usage DIMENSION QUANTITY [--meter-url URL]` and `entitle health [--meter-url URL]`.
+fn parse_usage(parser: &mut lexopt::Parser, command: Name, env: Env) -> Result<Command, Failure> {
     let mut given = Given {
-        command: Name::Usage,
+        command,
         flags: Vec::new(),
         env,
     };
     let mut positional: Vec<String> = Vec::new();
     while let Some(arg) = parser.next().map_err(usage)? {
         match arg {
-            lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => return Ok(help(Name::Usage)),
+            lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => return Ok(help(command)),
             lexopt::Arg::Long("meter-url") if !given.flag_given("meter-url") => given
                 .flags
                 .push(("meter-url", Some(utf8_value(parser, "meter-url")?))),
@@ -225,6 +233,17 @@ fn parse_usage(parser: &mut lexopt::Parser, env: Env) -> Result<Command, Failure
             ),
             other => return Err(usage(other.unexpected())),
         }
+    }
+    let url = given
+        .value("meter-url")?
+        .unwrap_or_else(|| "http://127.0.0.1:8787".into());
+    if command == Name::Health {
+        return match positional.first() {
+            None => Ok(Command::Health(url)),
+            Some(extra) => Err(usage_msg(&format!(
+                "`entitle health` takes no argument, got `{extra}`"
+            ))),
+        };
     }
     let [dimension, quantity] = <[String; 2]>::try_from(positional).map_err(|_| {
         usage_msg("`entitle usage` needs DIMENSION and QUANTITY, e.g. `entitle usage scans 3`")
@@ -239,9 +258,6 @@ fn parse_usage(parser: &mut lexopt::Parser, env: Env) -> Result<Command, Failure
                 crate::ledger::MAX_QUANTITY
             ))
         })?;
-    let url = given
-        .value("meter-url")?
-        .unwrap_or_else(|| "http://127.0.0.1:8787".into());
     Ok(Command::Usage(UsageReport {
         dimension,
         quantity,
@@ -329,7 +345,7 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Failure> {
         Name::Check | Name::Verify | Name::Run | Name::Meter => {
             parse_options(&mut parser, name, env)
         }
-        Name::Usage => parse_usage(&mut parser, env),
+        Name::Usage | Name::Health => parse_usage(&mut parser, name, env),
         Name::Seal => parse_seal(&mut parser),
         Name::Inspect => match parser.next().map_err(usage)? {
             None => Ok(Command::Inspect),
@@ -404,6 +420,7 @@ fn synopsis(command: Name) -> &'static str {
         Name::Run => "entitle run [OPTIONS] -- CMD [ARGS...]",
         Name::Meter => "entitle meter [OPTIONS] --meter DIM[,DIM...]",
         Name::Usage => "entitle usage DIMENSION QUANTITY",
+        Name::Health => "entitle health",
         Name::Verify => "entitle verify [OPTIONS] --token FILE --nonce N | --record FILE",
         Name::Seal => "entitle seal --product-code CODE [--public-key-file KEY] [--meter DIMS] ... --output PATH",
         Name::Inspect => "entitle inspect",
@@ -455,6 +472,10 @@ fn about(command: Name) -> (&'static str, &'static str) {
             "entitle usage: report usage of one dimension to the relay (exit 0 once it is durable)",
             "Exit codes: 0 durable, 64 bad arguments, 78 unknown dimension, 75 relay unreachable or\nstopping (retry), 70 unexpected answer.\n",
         ),
+        Name::Health => (
+            "entitle health: probe the metering relay (GET /v1/health) from inside a container",
+            "For an ECS health check or a Kubernetes exec probe of the relay's container (its image has\nno HTTP client): the relay can stay on 127.0.0.1.\nExit codes: 0 the relay is up and its start check passed, 75 unreachable, still checking or\nstopping, 64 bad arguments.\n",
+        ),
         Name::Verify => (
             "entitle verify: check a RegisterUsage token offline, against the product's key and the nonce",
             "Exit codes: 0 valid, 64 usage, 76 the token is not valid for this product and nonce,\n78 configuration error (no key, unreadable file, no token given).\n",
@@ -473,7 +494,7 @@ fn about(command: Name) -> (&'static str, &'static str) {
         ),
         Name::Help => (
             "entitle help: show the help of a command",
-            "Commands: check, run, meter, usage, verify, seal, inspect, install, help.\n",
+            "Commands: check, run, meter, usage, health, verify, seal, inspect, install, help.\n",
         ),
     }
 }

@@ -34,9 +34,11 @@ fn execute(command: Command) -> i32 {
         | Command::Verify(options)
         | Command::Run(options, _)
         | Command::Meter(options) => options.log.clone(),
-        Command::Seal(_) | Command::Inspect | Command::Install(_) | Command::Usage(_) => {
-            Default::default()
-        }
+        Command::Seal(_)
+        | Command::Inspect
+        | Command::Install(_)
+        | Command::Usage(_)
+        | Command::Health(_) => Default::default(),
     };
     if let Err(failure) = logging::init(&log_settings) {
         eprintln!("entitle: {failure}");
@@ -64,6 +66,7 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             meter::sidecar(config::check_settings(&options, &read_file, seal)?)
         }
         Command::Usage(report) => usage::report(&report).map(|()| 0),
+        Command::Health(url) => usage::health(&url).map(|()| 0),
         // Reading the token may wait on standard input: interruptible too.
         Command::Verify(options) => supervise::interruptible(Box::new(move || {
             let settings = config::verify_settings(&options, &read_file, sealed.as_ref())?;

@@ -1,5 +1,6 @@
-//! `entitle usage DIMENSION QUANTITY`: the relay's client for products that report from a
-//! shell. Exit 0 once the relay says the report is durable.
+//! The relay's client: `entitle usage DIMENSION QUANTITY` for products that report from a shell
+//! (exit 0 once the relay says the report is durable), and `entitle health`, a probe for
+//! containers that have no HTTP client (exit 0 when the relay is up and its start check passed).
 
 use crate::cli::UsageReport;
 use crate::exit::Failure;
@@ -61,32 +62,71 @@ async fn post_with_retries(report: &UsageReport) -> Result<(u16, Bytes), Failure
 }
 
 async fn post(report: &UsageReport) -> Result<(u16, Bytes), Failure> {
-    let unreachable = |e: &dyn std::fmt::Display| {
-        Failure::Transient(format!(
-            "the metering relay at {} is unreachable: {e}; is entitle run --meter (or entitle meter) running, and is ENTITLE_METER_URL right?",
-            report.url
-        ))
-    };
     let body = serde_json::json!({ "dimension": report.dimension, "quantity": report.quantity });
     let request = hyper::Request::post("/v1/usage")
         .header(hyper::header::HOST, "entitle-relay")
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| Failure::Internal(e.to_string()))?;
-    let response = if let Some(path) = report.url.strip_prefix("unix:") {
+    exchange(&report.url, request).await
+}
+
+/// `entitle health`: 0 when `GET /v1/health` answers 200; 75 when the relay is unreachable,
+/// still checking, or stopping.
+pub fn health(url: &str) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Internal(format!("cannot start the I/O runtime: {e}")))?;
+    let request = hyper::Request::get("/v1/health")
+        .header(hyper::header::HOST, "entitle-relay")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    let answer = runtime
+        .block_on(async { tokio::time::timeout(PROBE_TIMEOUT, exchange(url, request)).await })
+        .map_err(|_| {
+            Failure::Transient(format!(
+                "the relay at {url} did not answer within {}s",
+                PROBE_TIMEOUT.as_secs()
+            ))
+        })??;
+    match answer {
+        (200, _) => Ok(()),
+        (status, body) => {
+            let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            Err(Failure::Transient(format!(
+                "the relay at {url} is not ready (HTTP {status}): {}",
+                answer["error"].as_str().unwrap_or("no message")
+            )))
+        }
+    }
+}
+
+/// A probe answers quickly or not at all.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One request to the relay at `url` (`http://HOST:PORT` or `unix:/PATH`): status and body.
+async fn exchange(
+    url: &str,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<(u16, Bytes), Failure> {
+    let unreachable = |e: &dyn std::fmt::Display| {
+        Failure::Transient(format!(
+            "the metering relay at {url} is unreachable: {e}; is entitle run --meter (or entitle meter) running, and is ENTITLE_METER_URL right?"
+        ))
+    };
+    let response = if let Some(path) = url.strip_prefix("unix:") {
         let stream = tokio::net::UnixStream::connect(path)
             .await
             .map_err(|e| unreachable(&e))?;
         send(stream, request).await
     } else {
-        let address = report
-            .url
+        let address = url
             .strip_prefix("http://")
             .map(|rest| rest.trim_end_matches('/'))
             .ok_or_else(|| {
                 Failure::Usage(format!(
-                    "--meter-url (ENTITLE_METER_URL) is `{}`, expected http://HOST:PORT or unix:/PATH",
-                    report.url
+                    "--meter-url (ENTITLE_METER_URL) is `{url}`, expected http://HOST:PORT or unix:/PATH"
                 ))
             })?;
         let stream = tokio::net::TcpStream::connect(address)

@@ -632,6 +632,9 @@ fn the_usage_command_exits_with_the_documented_codes() {
         "{}",
         unreachable.stderr
     );
+    let health = |url: &str| run(bare_entitle(&["health"]).env("ENTITLE_METER_URL", url));
+    health(&listen).assert_code(0);
+    health("http://127.0.0.1:9").assert_code(75);
     let (code, log) = relay.stop();
     assert_eq!(code, Some(0), "{log}");
     assert_eq!(billed(&mock).1.get("scans"), Some(&3));
