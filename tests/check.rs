@@ -577,3 +577,106 @@ fn a_huge_answer_is_cut_off_while_read() {
     assert!(result.stderr.contains("length limit"), "{}", result.stderr);
     assert_eq!(mock.registrations().len(), 1, "no retry");
 }
+
+/// At the default level a long retry is not silent: the first transient failure is said at
+/// once, and the last line's advice matches the cause, with durations people can read.
+#[test]
+fn retries_are_visible_at_the_default_level_and_the_advice_matches_the_cause() {
+    let cases = [
+        ("throttle", "quota", "ThrottlingException"),
+        (
+            "internal-error",
+            "server errors",
+            "InternalServiceErrorException",
+        ),
+    ];
+    for (answer, advice, cause) in cases {
+        let mock = Mock::start(&["--answer", answer]);
+        let result = check(&mock, &["--timeout", "2s"]);
+        result.assert_code(75);
+        let first = result
+            .stderr
+            .lines()
+            .find(|l| l.contains("WARN"))
+            .unwrap_or_else(|| panic!("{answer}: no warning:\n{}", result.stderr));
+        assert!(first.contains("failed, retrying for up to"), "{first}");
+        let last = result.stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.contains(cause) && last.contains(advice),
+            "{answer}: {last}"
+        );
+        assert!(last.contains("--timeout 2.0s"), "rounded: {last}");
+        assert!(!last.contains("s,") || !last.contains(".000"), "{last}");
+    }
+    let mock = Mock::start(&[]);
+    let mut refused = entitle(&mock, &["check", "--timeout", "2s"]);
+    refused.env(
+        "AWS_ENDPOINT_URL_MARKETPLACE_METERING",
+        "http://127.0.0.1:9",
+    );
+    let result = run(&mut refused);
+    result.assert_code(75);
+    let last = result.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("127.0.0.1:9") && last.contains("network access"),
+        "names the address and points at the network: {last}"
+    );
+}
+
+#[test]
+fn no_credentials_is_one_short_line_naming_the_sources_tried() {
+    let mock = Mock::start(&[]);
+    let mut command = entitle(&mock, &["check"]);
+    command
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    let result = run(&mut command);
+    result.assert_code(78);
+    assert_eq!(result.stderr.lines().count(), 1, "{}", result.stderr);
+    assert!(
+        result
+            .stderr
+            .contains("tried environment variables, profile, EKS IRSA web identity, ECS task role"),
+        "{}",
+        result.stderr
+    );
+    assert!(result.stderr.len() < 400, "{}", result.stderr);
+}
+
+#[test]
+fn debug_logs_say_where_requests_go_and_which_credentials_answered() {
+    let mock = Mock::start(&[]);
+    let result = check(&mock, &["--log-level", "debug"]);
+    result.assert_code(0);
+    assert!(
+        result.stderr.contains(&format!("url={}/", mock.url))
+            && result.stderr.contains("route=direct"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        result
+            .stderr
+            .contains("AWS credentials loaded source=\"environment variables\""),
+        "{}",
+        result.stderr
+    );
+    assert!(!result.stderr.contains(SECRET_ACCESS_KEY));
+}
+
+#[test]
+fn an_unknown_log_level_is_a_usage_error_not_silence() {
+    let mock = Mock::start(&["--answer", "not-entitled"]);
+    for level in ["verbose", "warning", "debug3"] {
+        let result = check(&mock, &["--log-level", level]);
+        result.assert_code(64);
+        assert!(
+            result
+                .stderr
+                .contains("error, warn, info, debug, trace, off"),
+            "{level}: {}",
+            result.stderr
+        );
+    }
+    assert!(mock.registrations().is_empty(), "nothing was sent");
+}
