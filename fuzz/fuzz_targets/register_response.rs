@@ -24,7 +24,8 @@ fn settings() -> CheckSettings {
         product: Product {
             code: PRODUCT_CODE.into(),
             public_key_version: 1,
-            public_key: key().clone(),
+            public_key: Some(key().clone()),
+            meter_dimensions: Vec::new(),
         },
         timeout: BUDGET,
         output: None,
@@ -33,6 +34,7 @@ fn settings() -> CheckSettings {
             network: Default::default(),
             attempt_timeout: BUDGET,
         },
+        metering: None,
     }
 }
 
