@@ -649,8 +649,15 @@ fn concurrent_not_entitled_stops_the_running_command() {
         "{}",
         result.stderr
     );
-    let reported = result.stderr.matches("CustomerNotEntitledException").count();
-    assert_eq!(reported, 1, "the failure is logged once:\n{}", result.stderr);
+    let reported = result
+        .stderr
+        .matches("CustomerNotEntitledException")
+        .count();
+    assert_eq!(
+        reported, 1,
+        "the failure is logged once:\n{}",
+        result.stderr
+    );
 }
 
 #[test]
