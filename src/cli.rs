@@ -212,40 +212,27 @@ pub fn dimension_list(text: &str) -> Vec<String> {
     text.split(',').map(|d| d.trim().to_owned()).collect()
 }
 
-/// `entitle usage DIMENSION QUANTITY [--meter-url URL]` and `entitle health [--meter-url URL]`.
-fn parse_usage(parser: &mut lexopt::Parser, command: Name, env: Env) -> Result<Command, Failure> {
-    let mut given = Given {
-        command,
-        flags: Vec::new(),
-        env,
-    };
-    let mut positional: Vec<String> = Vec::new();
-    while let Some(arg) = parser.next().map_err(usage)? {
-        match arg {
-            lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => return Ok(help(command)),
-            lexopt::Arg::Long("meter-url") if !given.flag_given("meter-url") => given
-                .flags
-                .push(("meter-url", Some(utf8_value(parser, "meter-url")?))),
-            lexopt::Arg::Value(value) => positional.push(
-                value
-                    .into_string()
-                    .map_err(|_| usage_msg("arguments must be valid UTF-8"))?,
-            ),
-            other => return Err(usage(other.unexpected())),
-        }
-    }
+/// `entitle usage DIMENSION QUANTITY` and `entitle health`, from their arguments and options.
+fn relay_client(given: &Given, arguments: Vec<OsString>) -> Result<Command, Failure> {
+    let arguments = arguments
+        .into_iter()
+        .map(|a| {
+            a.into_string()
+                .map_err(|_| usage_msg("arguments must be valid UTF-8"))
+        })
+        .collect::<Result<Vec<String>, Failure>>()?;
     let url = given
         .value("meter-url")?
         .unwrap_or_else(|| "http://127.0.0.1:8787".into());
-    if command == Name::Health {
-        return match positional.first() {
+    if given.command == Name::Health {
+        return match arguments.first() {
             None => Ok(Command::Health(url)),
             Some(extra) => Err(usage_msg(&format!(
                 "`entitle health` takes no argument, got `{extra}`"
             ))),
         };
     }
-    let [dimension, quantity] = <[String; 2]>::try_from(positional).map_err(|_| {
+    let [dimension, quantity] = <[String; 2]>::try_from(arguments).map_err(|_| {
         usage_msg("`entitle usage` needs DIMENSION and QUANTITY, e.g. `entitle usage scans 3`")
     })?;
     let quantity = quantity
@@ -342,10 +329,9 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Failure> {
     };
     match name {
         Name::Help => help_for(parser.next().map_err(usage)?),
-        Name::Check | Name::Verify | Name::Run | Name::Meter => {
+        Name::Check | Name::Verify | Name::Run | Name::Meter | Name::Usage | Name::Health => {
             parse_options(&mut parser, name, env)
         }
-        Name::Usage | Name::Health => parse_usage(&mut parser, name, env),
         Name::Seal => parse_seal(&mut parser),
         Name::Inspect => match parser.next().map_err(usage)? {
             None => Ok(Command::Inspect),
@@ -662,7 +648,8 @@ fn parse_options(parser: &mut lexopt::Parser, command: Name, env: Env) -> Result
         flags: Vec::new(),
         env,
     };
-    let mut program: Vec<OsString> = Vec::new();
+    // Run's command, or the arguments of usage and health.
+    let mut arguments: Vec<OsString> = Vec::new();
     while let Some(arg) = parser.next().map_err(usage)? {
         match arg {
             lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => return Ok(help(command)),
@@ -682,15 +669,21 @@ fn parse_options(parser: &mut lexopt::Parser, command: Name, env: Env) -> Result
                 given.flags.push((spec.flag, value));
             }
             lexopt::Arg::Value(value) if command == Name::Run => {
-                program.push(value);
-                program.extend(parser.raw_args().map_err(usage)?);
+                arguments.push(value);
+                arguments.extend(parser.raw_args().map_err(usage)?);
+            }
+            lexopt::Arg::Value(value) if matches!(command, Name::Usage | Name::Health) => {
+                arguments.push(value)
             }
             other => return Err(usage(other.unexpected())),
         }
     }
+    if matches!(command, Name::Usage | Name::Health) {
+        return relay_client(&given, arguments);
+    }
     let options = options(&given)?;
     Ok(match command {
-        Name::Run => Command::Run(options, run_options(&given, program)?),
+        Name::Run => Command::Run(options, run_options(&given, arguments)?),
         Name::Verify => Command::Verify(options),
         Name::Meter => Command::Meter(options),
         _ => Command::Check(options),
