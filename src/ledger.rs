@@ -184,10 +184,7 @@ impl Ledger {
                 dimension,
                 hour,
                 quantity,
-            } => {
-                let slot = self.slot_mut(dimension, *hour);
-                slot.open = slot.open.saturating_add(*quantity);
-            }
+            } => self.add_open(dimension, *hour, *quantity),
             Event::Intent {
                 dimension,
                 hour,
@@ -208,8 +205,7 @@ impl Ledger {
                     token: token.clone(),
                 });
                 if let Some((to, amount)) = carry {
-                    let target = self.slot_mut(dimension, *to);
-                    target.open = target.open.saturating_add(*amount);
+                    self.add_open(dimension, *to, *amount);
                 }
             }
             Event::Sent {
@@ -246,11 +242,15 @@ impl Ledger {
                     to: *to,
                     reason: reason.clone(),
                 });
-                let target = self.slot_mut(dimension, *to);
-                target.open = target.open.saturating_add(quantity);
+                self.add_open(dimension, *to, quantity);
             }
             Event::Snapshot(state) => self.state = (**state).clone(),
         }
+    }
+
+    fn add_open(&mut self, dimension: &str, hour: Hour, amount: u64) {
+        let slot = self.slot_mut(dimension, hour);
+        slot.open = slot.open.saturating_add(amount);
     }
 
     fn slot_mut(&mut self, dimension: &str, hour: Hour) -> &mut Slot {
