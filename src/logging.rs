@@ -30,13 +30,16 @@ const TERMINATION_LOG: &str = "/dev/termination-log";
 
 /// The final line of a failed run: one line naming the cause and the fix. In Kubernetes the
 /// same line goes to the termination log, so `kubectl describe pod` says why (on ECS the
-/// container's last log line is the reason).
-pub fn report(failure: &Failure) {
+/// container's last log line is the reason); not for a command that runs inside a container
+/// it does not own (`usage`, a `health` probe), whose failure is not the container's.
+pub fn report(failure: &Failure, owns_the_container: bool) {
     match failure {
         Failure::Interrupted(_) => tracing::warn!("{failure}"),
         _ => tracing::error!("{failure}"),
     }
-    write_termination_message(&failure.to_string());
+    if owns_the_container {
+        write_termination_message(&failure.to_string());
+    }
 }
 
 /// Writes only where the kubelet made the file: never creates one.

@@ -44,10 +44,11 @@ fn execute(command: Command) -> i32 {
         eprintln!("entitle: {failure}");
         return failure.exit_code();
     }
+    let visitor = matches!(command, Command::Usage(_) | Command::Health(_));
     match dispatch(command) {
         Ok(code) => code,
         Err(failure) => {
-            logging::report(&failure);
+            logging::report(&failure, !visitor);
             failure.exit_code()
         }
     }

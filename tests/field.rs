@@ -1223,6 +1223,19 @@ fn a_failure_writes_its_one_line_reason_to_the_termination_log_only_where_it_exi
         result.stderr
     );
 
+    // A probe or a report run inside the container (`entitle health`, `entitle usage`) fails
+    // without it being the container's reason: the message stays what it was.
+    for args in [&["health"][..], &["usage", "scans", "1"]] {
+        let mut visitor = bare_entitle(args);
+        visitor.env("ENTITLE_METER_URL", "http://127.0.0.1:9");
+        run_within(&mut ns.wrap(&visitor), LIMIT).assert_code(75);
+        let after = std::fs::read_to_string(ns.path("termination-log")).unwrap();
+        assert_eq!(
+            after, message,
+            "{args:?} left the termination message alone"
+        );
+    }
+
     let ns = kubernetes_dev(false);
     let result = run_within(&mut ns.wrap(&entitle(&mock, &["check"])), LIMIT);
     result.assert_code(77);

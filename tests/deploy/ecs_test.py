@@ -10,8 +10,10 @@
   - assertions: the `entitle check` container is not essential and the app dependsOn it with
     SUCCESS; the run variant's entryPoint is `/entitle run --`; the metered variant's relay
     (essential, `entitle meter`, journal on a task volume at the VOLUME of
-    deploy/docker/Dockerfile.meter, stopTimeout above its flush timeout, restarted in place) and
-    the app's dependsOn START and ENTITLE_METER_URL; hardening; the IAM policies (RegisterUsage,
+    deploy/docker/Dockerfile.meter, stopTimeout above its flush timeout, restarted in place, a
+    health check `/entitle health` that probes where the relay listens and tolerates its whole
+    ENTITLE_TIMEOUT) and the app's dependsOn HEALTHY and ENTITLE_METER_URL; hardening; the IAM
+    policies (RegisterUsage,
     MeterUsage, each alone); the CloudFormation template, resolved for a registering and for a
     metered product, matches taskdef-init.json and taskdef-meter.json and grants each policy only
     when it is needed; its parameter patterns.
@@ -161,13 +163,24 @@ def main():
     rc, out = cfn_lint(wrap_taskdef(broken))
     check("cfn-lint rejects condition DONE and a Fargate cpu of 300", rc != 0 and "DONE" in out and "300" in out, out)
     broken = copy.deepcopy(tds["meter"])
-    broken["containerDefinitions"][1]["dependsOn"][0]["condition"] = "STARTED"
+    broken["containerDefinitions"][1]["dependsOn"][0]["condition"] = "HEALTH"
     broken["containerDefinitions"][0]["stopTimeout"] = "30"
+    broken["containerDefinitions"][0]["healthCheck"]["retries"] = "10"
     r = validator.validate(broken, shape)
     report = r.generate_report() if r.has_errors() else ""
     rc, out = cfn_lint(wrap_taskdef(broken))
-    check("meter: botocore rejects stopTimeout as a string, cfn-lint the condition STARTED",
-          "stopTimeout" in report and rc != 0 and "STARTED" in out, report + out)
+    check("meter: botocore rejects stopTimeout and healthCheck retries as strings, cfn-lint the condition HEALTH",
+          "stopTimeout" in report and "retries" in report and rc != 0 and "HEALTH'" in out, report + out)
+
+    # ECS refuses nothing here (and cfn-lint checks neither): a HEALTHY dependency on a container
+    # without a health check never resolves, and the app never starts.
+    for name, td in tds.items():
+        defs = {x["name"]: x for x in td["containerDefinitions"]}
+        for x in td["containerDefinitions"]:
+            for dep in x.get("dependsOn", []):
+                if dep["condition"] == "HEALTHY":
+                    check(f"{name}: {x['name']} waits for {dep['containerName']} HEALTHY, which has a healthCheck",
+                          "healthCheck" in defs.get(dep["containerName"], {}), dep)
 
     # --- the init-container task definition ---
     td = tds["init"]
@@ -237,13 +250,35 @@ def main():
     flush = seconds(env.get("ENTITLE_METER_FLUSH_TIMEOUT", "20s"))
     check(f"meter: the relay's stopTimeout ({relay.get('stopTimeout')} s) exceeds its flush timeout ({flush:g} s) + 5 s, within Fargate's 120 s",
           flush + 5 < relay.get("stopTimeout", 30) <= 120, relay.get("stopTimeout"))
-    check("meter: the app starts once the relay has started (dependsOn START) and so stops before it",
-          app.get("dependsOn") == [{"containerName": "entitle-meter", "condition": "START"}] and app.get("essential") is True,
+    check("meter: the app starts once the relay's health check passed (dependsOn HEALTHY) and so stops before it",
+          app.get("dependsOn") == [{"containerName": "entitle-meter", "condition": "HEALTHY"}] and app.get("essential") is True,
           app.get("dependsOn"))
     app_env = {e["name"]: e["value"] for e in app.get("environment", [])}
     listen = env.get("ENTITLE_METER_LISTEN", "127.0.0.1:8787")
     check("meter: the app's ENTITLE_METER_URL is where the relay listens (loopback: nothing outside the task reaches it)",
           app_env.get("ENTITLE_METER_URL") == f"http://{listen}" and listen.startswith("127.0.0.1:"), (app_env, listen))
+    hc = relay.get("healthCheck", {})
+    command = hc.get("command", [])
+    check("meter: the relay's health check runs `/entitle health` directly (CMD: the image has no shell or HTTP client)",
+          command[:3] == ["CMD", "/entitle", "health"], hc)
+    check("meter: the relay image holds its binary at /entitle", "COPY --from=entitle /entitle /entitle" in dockerfile)
+    probed = env.get("ENTITLE_METER_URL", "http://127.0.0.1:8787")
+    if "--meter-url" in command:
+        probed = command[command.index("--meter-url") + 1]
+    check(f"meter: the health check probes where the relay listens ({probed})", probed == f"http://{listen}", (command, env))
+    interval, timeout, retries, start = (hc.get(k) for k in ("interval", "timeout", "retries", "startPeriod"))
+    check("meter: health check interval 5..300 s, timeout 2..60 s (below the interval), retries 1..10, startPeriod 0..300 s",
+          all(isinstance(v, int) for v in (interval, timeout, retries, start))
+          and 5 <= interval <= 300 and 2 <= timeout <= 60 and timeout <= interval and 1 <= retries <= 10 and 0 <= start <= 300, hc)
+    budget = seconds(env.get("ENTITLE_TIMEOUT", "30m"))
+    tolerated = start + retries * interval if isinstance(start, int) and isinstance(retries, int) and isinstance(interval, int) else 0
+    check(f"meter: the health check tolerates the start check's whole ENTITLE_TIMEOUT ({budget:g} s) before UNHEALTHY "
+          f"(startPeriod + retries x interval = {tolerated} s): a failing start check ends with the relay's exit",
+          tolerated > budget + 30, (hc, budget))
+    check("meter: a check at most every 10 s (the app starts at the first passing one, at the earliest one interval after the relay)",
+          isinstance(interval, int) and interval <= 10, interval)
+    check("meter: no startTimeout on the relay (at most 120 s on Fargate: it would cut the start check short)",
+          "startTimeout" not in relay, relay.get("startTimeout"))
     check("meter: the app's own stopTimeout is set (its shutdown comes before the relay's flush)", 0 < app.get("stopTimeout", 0) <= 120)
 
     # --- IAM ---
@@ -303,7 +338,8 @@ def main():
               [x["Name"] for x in props["ContainerDefinitions"]])
         for got, exp in zip(props["ContainerDefinitions"], want["ContainerDefinitions"]):
             same = all(got.get(k) == exp.get(k) for k in ("Name", "Essential", "Command", "DependsOn", "MountPoints", "User",
-                                                           "ReadonlyRootFilesystem", "LinuxParameters", "StopTimeout", "RestartPolicy"))
+                                                           "ReadonlyRootFilesystem", "LinuxParameters", "StopTimeout", "RestartPolicy",
+                                                           "HealthCheck", "StartTimeout"))
             check(f"CloudFormation {label}: container {got.get('Name')} matches taskdef-{taskdef}.json", same, (got, exp))
             names = [e["Name"] for e in got.get("Environment", [])]
             check(f"CloudFormation {label}: container {got.get('Name')} env names match",
@@ -318,7 +354,7 @@ def main():
     check("CloudFormation registering and metered: entitle-check, entitle-meter, app; the app waits for both; both policies",
           [x["Name"] for x in props["ContainerDefinitions"]] == ["entitle-check", "entitle-meter", "app"]
           and app["DependsOn"] == [{"ContainerName": "entitle-check", "Condition": "SUCCESS"},
-                                   {"ContainerName": "entitle-meter", "Condition": "START"}]
+                                   {"ContainerName": "entitle-meter", "Condition": "HEALTHY"}]
           and len(res["TaskRole"]["Properties"]["Policies"]) == 2, props["ContainerDefinitions"])
 
     print(f"{PASSED} passed, {FAILED} failed")

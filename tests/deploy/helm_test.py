@@ -7,9 +7,10 @@
   - assertions on the rendered YAML: init container present and first, env and volumes wired,
     IRSA annotation, restricted Pod Security settings, resources, FallbackToLogsOnError on every
     container; the wrapper's install path (/.entitle); metering: the native sidecar's shape
-    (restartPolicy Always, startupProbe on the relay's /v1/health sized to entitle.timeout,
-    journal on an emptyDir, no key), the app's ENTITLE_METER_URL, run mode's env and
-    ENTITLE_GRACE_PERIOD, the grace period check, the NetworkPolicy;
+    (restartPolicy Always, listening on loopback only with no port declared, an exec startupProbe
+    `/entitle health` sized to entitle.timeout that follows the listen address, journal on an
+    emptyDir, no key), the app's ENTITLE_METER_URL, run mode's env and ENTITLE_GRACE_PERIOD, the
+    grace period check, no NetworkPolicy (nothing listens beyond loopback);
   - values.schema.json rejects bad values (missing product code, bad dimensions and more), and
     the library refuses the same mistakes by itself (a chart without that schema).
 
@@ -252,7 +253,9 @@ def main():
         check("sidecar: the entitle image", side.get("image") == "registry.example.com/entitle:0.1.0", side.get("image"))
         e = env_of(side)
         check("sidecar: ENTITLE_METER_DIMENSIONS from values", e.get("ENTITLE_METER_DIMENSIONS") == "scans,gb", e)
-        check("sidecar: listens on the pod IP (the kubelet probes it there)", e.get("ENTITLE_METER_LISTEN") == "0.0.0.0:8787", e)
+        check("sidecar: listens on loopback only (nothing outside the pod can report usage)",
+              e.get("ENTITLE_METER_LISTEN") == "127.0.0.1:8787", e)
+        check("sidecar: declares no port (nothing on the pod IP)", "ports" not in side, side.get("ports"))
         check("sidecar: journal in the state emptyDir", e.get("ENTITLE_METER_STATE") == "/.entitle-meter"
               and mounts_of(side).get("entitle-meter-state", {}).get("mountPath") == "/.entitle-meter"
               and not mounts_of(side)["entitle-meter-state"].get("readOnly"), (e, mounts_of(side)))
@@ -263,11 +266,12 @@ def main():
         check("sidecar: no key (RegisterUsage stays with entitle-check: one per pod)",
               not [k for k in e if k.startswith("ENTITLE_PUBLIC_KEY")] and "entitle-key" not in mounts_of(side), e)
         probe = side.get("startupProbe", {})
-        port = {p["name"]: p["containerPort"] for p in side.get("ports", [])}.get("entitle-meter")
-        check("sidecar: startupProbe GET /v1/health on the relay's port",
-              probe.get("httpGet", {}).get("path") == "/v1/health" and probe["httpGet"].get("port") == port == 8787, (probe, port))
-        check("sidecar: the startupProbe outlasts the start check's retries (entitle.timeout 30m)",
-              probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3) >= 1800, probe)
+        check("sidecar: startupProbe is an exec probe, `/entitle health` inside the sidecar (default URL http://127.0.0.1:8787)",
+              probe.get("exec", {}).get("command") == ["/entitle", "health"]
+              and not {"httpGet", "tcpSocket", "grpc"} & set(probe), probe)
+        check("sidecar: the startupProbe outlasts the start check's retries (entitle.timeout 30m + 30 s, one probe a second)",
+              probe.get("periodSeconds") == 1 and probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3) == 1830
+              and probe.get("timeoutSeconds") == 2, probe)
         check("sidecar: no liveness/readiness probe (a stopping relay answers 503 while it flushes)",
               "livenessProbe" not in side and "readinessProbe" not in side)
         app = pod["containers"][0]
@@ -281,12 +285,8 @@ def main():
               and "medium" not in vols["entitle-meter-state"]["emptyDir"], vols.get("entitle-meter-state"))
         check("sidecar: terminationGracePeriodSeconds 60 (> app shutdown + 20 s flush + 5 s)",
               pod.get("terminationGracePeriodSeconds") == 60, pod.get("terminationGracePeriodSeconds"))
-        nps = by_kind(docs, "NetworkPolicy")
-        np = nps[0]["spec"] if nps else {}
-        check("sidecar: a NetworkPolicy admits ingress to the app's http port only (the relay's port is on the pod IP)",
-              len(nps) == 1 and np.get("policyTypes") == ["Ingress"]
-              and np.get("podSelector", {}).get("matchLabels") == by_kind(docs, "Deployment")[0]["spec"]["selector"]["matchLabels"]
-              and np.get("ingress") == [{"ports": [{"port": "http", "protocol": "TCP"}]}], np)
+        check("sidecar: no NetworkPolicy (the relay listens on loopback; the app's own ingress is the vendor's to decide)",
+              not by_kind(docs, "NetworkPolicy"))
         restricted_pss(pod, "sidecar")
         termination_policies(pod, "sidecar")
 
@@ -319,18 +319,34 @@ def main():
         sidecar = os.path.join(ci, "meter-sidecar-values.yaml")
         run_values = os.path.join(ci, "meter-run-values.yaml")
         _, docs = render(ex, "-f", sidecar, "--set", "entitle.timeout=90s", "--set", "entitle.meter.port=9000",
-                         "--set", "entitle.meter.address=[::]", "--set", "entitle.meter.flushTimeout=1m",
-                         "--set", "terminationGracePeriodSeconds=120")
+                         "--set", "entitle.meter.flushTimeout=1m", "--set", "terminationGracePeriodSeconds=120")
         pod = pod_of(docs)
         side = pod["initContainers"][-1]
         probe = side["startupProbe"]
         check("sidecar: the startupProbe follows entitle.timeout (90 s + 30 s margin at 1 s)",
               probe["periodSeconds"] * probe["failureThreshold"] == 120, probe)
-        check("sidecar: port and address wired (probe, containerPort, listen, the app's URL)",
-              probe["httpGet"]["port"] == 9000 and side["ports"][0]["containerPort"] == 9000
-              and env_of(side)["ENTITLE_METER_LISTEN"] == "[::]:9000"
+        check("sidecar: port wired (listen on 127.0.0.1, the probe's --meter-url, the app's URL)",
+              probe["exec"]["command"] == ["/entitle", "health", "--meter-url", "http://127.0.0.1:9000"]
+              and env_of(side)["ENTITLE_METER_LISTEN"] == "127.0.0.1:9000"
               and env_of(pod["containers"][0])["ENTITLE_METER_URL"] == "http://127.0.0.1:9000", (probe, env_of(side)))
         check("sidecar: flushTimeout wired", env_of(side)["ENTITLE_METER_FLUSH_TIMEOUT"] == "1m")
+        for listen, command in [
+            ("unix:/.entitle-meter/relay.sock", ["/entitle", "health", "--meter-url", "unix:/.entitle-meter/relay.sock"]),
+            ("[::1]:8787", ["/entitle", "health", "--meter-url", "http://[::1]:8787"]),
+            ("[::]:8787", ["/entitle", "health", "--meter-url", "http://[::1]:8787"]),
+            ("0.0.0.0:8787", ["/entitle", "health"]),
+            ("0.0.0.0:9100", ["/entitle", "health", "--meter-url", "http://127.0.0.1:9100"]),
+        ]:
+            _, docs = render(ex, "-f", sidecar, "--set-json", f'entitle.extraEnv=[{{"name":"ENTITLE_METER_LISTEN","value":"{listen}"}}]')
+            side = pod_of(docs)["initContainers"][-1]
+            names = [x["name"] for x in side["env"]]
+            check(f"sidecar: ENTITLE_METER_LISTEN={listen} from extraEnv: listened on once, probed with {command[2:] or 'the default URL'}",
+                  side["startupProbe"]["exec"]["command"] == command and names.count("ENTITLE_METER_LISTEN") == 1
+                  and env_of(side)["ENTITLE_METER_LISTEN"] == listen, (side["startupProbe"], names))
+        _, docs = render(ex, "-f", sidecar, "--set-json", 'entitle.extraEnv=[{"name":"ENTITLE_METER_URL","value":"http://127.0.0.1:1"}]')
+        check("sidecar: an ENTITLE_METER_URL in extraEnv does not redirect the probe (--meter-url given, it wins)",
+              pod_of(docs)["initContainers"][-1]["startupProbe"]["exec"]["command"]
+              == ["/entitle", "health", "--meter-url", "http://127.0.0.1:8787"])
         _, docs = render(ex, "-f", run_values, "--set", "terminationGracePeriodSeconds=120", "--set", "entitle.meter.flushTimeout=1m 30s")
         check("run: ENTITLE_GRACE_PERIOD = 120 - 90 - 5 = 25s", env_of(pod_of(docs)["containers"][0]).get("ENTITLE_GRACE_PERIOD") == "25s")
         _, docs = render(ex, "-f", run_values, "--set-json", 'entitle.extraEnv=[{"name":"ENTITLE_GRACE_PERIOD","value":"5s"},{"name":"ENTITLE_METER_LISTEN","value":"unix:/.entitle-meter/relay.sock"}]')
@@ -338,8 +354,6 @@ def main():
         check("run: extraEnv overrides the chart's ENTITLE_GRACE_PERIOD / ENTITLE_METER_LISTEN instead of duplicating them",
               names.count("ENTITLE_GRACE_PERIOD") == 1 and names.count("ENTITLE_METER_LISTEN") == 1
               and env_of(pod_of(docs)["containers"][0])["ENTITLE_METER_LISTEN"] == "unix:/.entitle-meter/relay.sock", names)
-        _, docs = render(ex, "-f", sidecar, "--set", "networkPolicy.enabled=false")
-        check("networkPolicy.enabled=false renders none", not by_kind(docs, "NetworkPolicy"))
         _, docs = render(ex, "-f", sidecar, "--set", "entitle.publicKey=")
         pod = pod_of(docs)
         check("sidecar without a key: the sidecar alone gates the app (no entitle-check, record, key or ConfigMap)",
@@ -388,7 +402,6 @@ def main():
             ("an unknown meter mode", ["--set", "entitle.meter.mode=daemon"], "mode"),
             ("meter mode run without the wrapper", ["--set", "entitle.meter.mode=run"], "mode"),
             ("a bad meter port", ["--set", "entitle.meter.port=70000"], "port"),
-            ("a bad listen address", ["--set", "entitle.meter.address=localhost"], "address"),
             ("a flush timeout without a unit", ["--set-string", "entitle.meter.flushTimeout=20"], "flushTimeout"),
             ("a relative state folder", ["--set", "entitle.meter.stateDir=state"], "stateDir"),
             ("no key and no dimensions", ["--set", "entitle.publicKey=", "--set-json", "entitle.meter.dimensions=[]"], "publicKey"),

@@ -13,9 +13,11 @@
 #     through entitle (SIGTERM) and its exit code 42 comes back; not entitled: 77, never started;
 #   - the ECS task definitions and the Helm example's pods (tests/deploy/podrun.py plays the ECS
 #     agent / the kubelet), including metering against entitle-mock with 2 s hours: the relay as
-#     an ECS sidecar (deploy/docker/Dockerfile.meter, Fargate-like task volume), as a Kubernetes
-#     native sidecar gated by its startupProbe, and inside `entitle run`; the app reports usage,
-#     the pod is stopped, and the mock's totals must equal what was reported.
+#     an ECS sidecar (deploy/docker/Dockerfile.meter, Fargate-like task volume) the app waits for
+#     with dependsOn HEALTHY, as a Kubernetes native sidecar gated by its exec startupProbe (both
+#     run `/entitle health` inside the relay's container with podman exec, as the ECS agent and
+#     the kubelet do), and inside `entitle run`; the app reports usage, the pod is stopped, and
+#     the mock's totals must equal what was reported.
 # Needs root, podman, runc, musl-gcc (musl-tools), hadolint. Usage: tests/deploy/podman.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -210,7 +212,7 @@ for hour in t.values():
         s[d] = s.get(d, 0) + q
 print(" ".join(f"{d}={q}" for d, q in sorted(s.items())))' "$1"
 }
-# A port free on every interface (the Kubernetes sidecar listens on 0.0.0.0; host network here).
+# A free port for a relay (host network here: the pods share the host's loopback).
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'; }
 before_line() { # before_line FILE FIRST SECOND: both lines present, FIRST earlier
   local a b
@@ -252,8 +254,8 @@ ecs_meter() { # ecs_meter NAME RELAY_IMAGE MOCK_URL [podrun options...]: run tas
 }
 ecs_meter ecs-meter localhost/entitle-meter:test "$MOCK_URL_meter_ecs" --env WORKLOAD_USAGE=scans=3,gb=2
 out=$(cat "$WORK/ecs-meter.out")
-if assert "ECS taskdef-meter: the relay container started (dependsOn START), then the app" \
-  before_line "$WORK/ecs-meter.out" 'sidecar entitle-meter: started' 'app app: ready'; then
+if assert "ECS taskdef-meter: the relay's healthCheck \`/entitle health\` passed inside it (dependsOn HEALTHY), then the app started" \
+  before_line "$WORK/ecs-meter.out" 'sidecar entitle-meter: healthy (healthCheck CMD /entitle health: exit 0' 'app app: ready'; then
   assert "ECS taskdef-meter: the app's reports were durable (HTTP 200)" \
     bash -c 'grep -q "server: usage scans 3 to .*: HTTP 200" <<<"$0" && grep -q "server: usage gb 2 to .*: HTTP 200" <<<"$0"' "$out"
   assert "ECS taskdef-meter: the app stopped first (exit 42), then the relay flushed and exited 0" \
@@ -270,13 +272,14 @@ else
 fi
 # Negative control: the plain entitle image (no VOLUME): the task volume stays root-owned, as on
 # Fargate, and the relay (65532, read-only root) cannot keep a journal there.
-# The app never gets ready here: the relay (essential) exiting stops the task. A mock of its own:
+# The app never starts here: the relay (essential) exits before its health check passes, which
+# stops the task. A mock of its own:
 # entitle-mock keeps one record per dimension and period for all its clients, so a dry run in the
 # period the task above metered in would be refused as a duplicate.
 start_mock meter_plain --period 2s --dimensions scans,gb --credentials AKIDEXAMPLEECSTASK:ecs-task-secret
 ecs_meter ecs-meter-plain localhost/entitle:test "$MOCK_URL_meter_plain" --ready never-ready
-assert "ECS taskdef-meter with the plain entitle image: the relay exits 78 (task volume not writable), the task stops" \
-  bash -c 'grep -qx "sidecar entitle-meter: exited (essential: the task stops)" "$0" && grep -qx "sidecar entitle-meter: exit 78" "$0" && grep -q "cannot write in --meter-state" "$0"' "$WORK/ecs-meter-plain.out" \
+assert "ECS taskdef-meter with the plain entitle image: the relay exits 78 (task volume not writable) before it is healthy, the task stops, the app never starts" \
+  bash -c 'grep -qx "sidecar entitle-meter: exited (essential: the task stops)" "$0" && grep -qx "sidecar entitle-meter: exit 78" "$0" && grep -q "cannot write in --meter-state" "$0" && ! grep -q "^sidecar entitle-meter: healthy\|^app " "$0"' "$WORK/ecs-meter-plain.out" \
   || sed 's/^/#    /' "$WORK/ecs-meter-plain.out" | tail -n 20
 
 # --- the Helm example chart's pod, rendered by helm and run the way a kubelet would -------------
@@ -377,14 +380,20 @@ else
 
   # --- metering with the Helm chart: sidecar mode and run mode, 2 s hours ------------------------
   PERIOD_JSON='{"name":"ENTITLE_METER_PERIOD","value":"2s"}'
-  start_mock meter_k8s --period 2s --dimensions scans,gb
+  # The first MeterUsage dry run is held (the mock stalls it; entitle gives the attempt up after
+  # 1 s and retries): the startupProbe, run at once, must fail meanwhile (exit 75), the app wait.
+  start_mock meter_k8s --period 2s --dimensions scans,gb --meter-answer 'stall,ok'
   port=$(free_port)
-  helm_pod meter-sidecar "$MOCK_URL_meter_k8s" helm-meter --key "$WORK/meter_k8s.pem" --env-json "$PERIOD_JSON" \
+  probe="exec /entitle health --meter-url http://127.0.0.1:$port"
+  helm_pod meter-sidecar "$MOCK_URL_meter_k8s" helm-meter --key "$WORK/meter_k8s.pem" \
+    --env-json "$PERIOD_JSON"',{"name":"ENTITLE_ATTEMPT_TIMEOUT","value":"1s"}' \
     --helm --set=entitle.meter.port="$port" --podrun --env=WORKLOAD_USAGE=scans=3,gb=2
   out=$(cat "$WORK/helm-meter.out")
-  if assert "helm meter sidecar: entitle-check (RegisterUsage) exits 0, then the native sidecar's startupProbe passes" \
-    bash -c 'grep -qx "init entitle-check: exit 0" "$0" && grep -q "^sidecar entitle-meter: started (startupProbe GET http://127.0.0.1:$1/v1/health: 200)" "$0"' \
-    "$WORK/helm-meter.out" "$port"; then
+  if assert "helm meter sidecar: entitle-check (RegisterUsage) exits 0, then the native sidecar's exec startupProbe (\`/entitle health\` inside it) passes" \
+    bash -c 'grep -qx "init entitle-check: exit 0" "$0" && grep -qF "sidecar entitle-meter: started (startupProbe $1: exit 0" "$0"' \
+    "$WORK/helm-meter.out" "$probe"; then
+    assert "helm meter sidecar: while the dry run was held the startupProbe failed (exit 75), before it passed" \
+      before_line "$WORK/helm-meter.out" "probe entitle-meter: startupProbe $probe: exit 75" 'sidecar entitle-meter: started'
     assert "helm meter sidecar: the app starts only after the startupProbe passed" \
       before_line "$WORK/helm-meter.out" 'sidecar entitle-meter: started' 'app app: ready'
     assert "helm meter sidecar: the app's reports to ENTITLE_METER_URL were durable (HTTP 200)" \
@@ -395,6 +404,8 @@ else
       [ "$(stat -c %u "$WORK/helm-meter/vol/entitle-meter-state/journal" 2>/dev/null)" = 65532 ]
     totals=$(meter_totals "$MOCK_URL_meter_k8s")
     assert "helm meter sidecar: MeterUsage totals equal what the app reported (got: $totals)" [ "$totals" = "gb=2 scans=3" ]
+    assert "helm meter sidecar: the failed probes left no termination message (the sidecar stopped cleanly)" \
+      bash -c '! grep -q "^termination entitle-meter:" "$0"' "$WORK/helm-meter.out"
   else
     show helm-meter
   fi

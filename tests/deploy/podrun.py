@@ -3,10 +3,11 @@
 way a kubelet or the ECS agent would (for the deploy tests; no cluster here): init containers (or
 the containers the first essential one dependsOn with SUCCESS) one after another, each must exit
 0; sidecars (Kubernetes native sidecars: init containers with restartPolicy Always, started
-detached and waited for until their startupProbe passes; ECS: dependsOn START, started detached);
-then the app container, detached, until it logs READY; then the stop: the app first, then the
-sidecars in reverse order, as the kubelet (within terminationGracePeriodSeconds) and the ECS
-agent (reverse dependency order, each container's stopTimeout) do, and every exit code.
+detached and waited for until their startupProbe passes; ECS: dependsOn START, started detached,
+or HEALTHY, started detached and waited for until their healthCheck passes); then the app
+container, detached, until it logs READY; then the stop: the app first, then the sidecars in
+reverse order, as the kubelet (within terminationGracePeriodSeconds) and the ECS agent (reverse
+dependency order, each container's stopTimeout) do, and every exit code.
 
   podrun.py MANIFEST.yaml --podman '["podman","--root",...]' --work DIR
             [--image FROM=TO ...] [--configmap NAME=DIR ...] [--run-flag FLAG ...]
@@ -16,20 +17,32 @@ Mapping: emptyDir -> a host directory owned by the pod's fsGroup/runAsUser; conf
 directory holding the rendered ConfigMap's data (or --configmap); securityContext runAsUser /
 runAsGroup -> --user, readOnlyRootFilesystem -> --read-only, capabilities.drop ALL -> --cap-drop
 ALL, allowPrivilegeEscalation false -> no-new-privileges; command -> --entrypoint, args -> the
-command line; env values -> -e; startupProbe.httpGet -> polled on 127.0.0.1 (the pods here run
-with --network=host, so the pod IP is the host's); every container gets a writable
+command line; env values -> -e; startupProbe: exec -> the command run inside the container with
+`podman exec` (its user and environment, as CRI ExecSync does), httpGet -> polled on 127.0.0.1
+(the pods here run with --network=host, so the pod IP is the host's); the first probe right after
+the start, then one every periodSeconds, each allowed timeoutSeconds (plus 1 s for podman exec's
+own start), at most failureThreshold of them (capped at 60 s here); every container gets a writable
 /dev/termination-log, read after it exits as its terminationMessagePolicy says (File, or
 FallbackToLogsOnError: the log's tail when the file is empty and the exit code is not 0).
 ECS: user, readonlyRootFilesystem, linuxParameters.capabilities, environment, entryPoint,
-command, mountPoints likewise; a task volume without host is created as Fargate creates task
-storage: owned by root, mode 0755, unless the image of a container mounting it declares that
+command, mountPoints likewise; healthCheck (for dependsOn HEALTHY) as Docker runs it for the ECS
+agent: the command (CMD: as is; CMD-SHELL: /bin/sh -c) inside the container with `podman exec`,
+the first `interval` seconds after the start, then `interval` seconds after each check ends, each
+allowed `timeout`; the first exit 0 makes it HEALTHY; failures count only once `startPeriod` has
+passed, and `retries` of them in a row make it UNHEALTHY (here: the task stops, as a service
+replaces it; the wait is capped at 60 s); a task volume without host is created as Fargate creates
+task storage: owned by root, mode 0755, unless the image of a container mounting it declares that
 containerPath a VOLUME, whose content and owner are copied into it first. --env NAME=VALUE adds or
 replaces a variable in every container (what the platform injects: AWS_REGION, credentials
 endpoints).
 
-Output lines: `init NAME: exit N`, `sidecar NAME: started` (with the probe that passed) or
+Output lines: `init NAME: exit N`, `probe NAME: startupProbe|healthCheck WHAT: exit N|HTTP N`
+for every probe or health check run (with the seconds since the container started),
+`sidecar NAME: started` (with the probe that passed) or `sidecar NAME: healthy` (ECS, with the
+check that passed), `sidecar NAME: startupProbe WHAT never passed` / `sidecar NAME: unhealthy` /
 `sidecar NAME: exit N` when it ended before, `sidecar NAME: exited (essential: the task stops)`
-(ECS: an essential sidecar ended while the app was starting), `app NAME: ready|not ready`, `app NAME: exit N`,
+(ECS: an essential sidecar ended before or while the app was starting), `app NAME: ready|not
+ready`, `app NAME: exit N`,
 `sidecar NAME: exit N` after the stop, `termination NAME: MESSAGE` (Kubernetes, when there is
 one), and the containers' logs prefixed with `NAME| `.
 """
@@ -125,16 +138,59 @@ def main():
         if cmd:
             out += ["--entrypoint", json.dumps(cmd[:1])]
         out.append(images.get(c["image"], c["image"]))
-        probe = (c.get("startupProbe") or {}).get("httpGet")
         return {"name": c["name"], "flags": out + cmd[1:] + list(c.get("args", [])),
                 "termination": (term, c.get("terminationMessagePolicy", "File")),
-                "probe": probe and (c.get("startupProbe"), probe),
+                "probe": startup_probe(c.get("startupProbe")),
                 "sidecar": c.get("restartPolicy") == "Always"}
 
     steps = [container(c) for c in pod.get("initContainers", [])]
     app = container(pod["containers"][0])
     grace = int(pod.get("terminationGracePeriodSeconds", 30))
     return launch(a, podman, steps, app, Budget(grace))
+
+
+# The kubelet's and Docker's defaults (Kubernetes Probe; ECS HealthCheck).
+K8S_PROBE = {"periodSeconds": 10, "timeoutSeconds": 1, "failureThreshold": 3}
+ECS_HEALTH = {"interval": 30, "timeout": 5, "retries": 3, "startPeriod": 0}
+# podman exec's own start (about 0.2 s here) is not the probe's: allowed on top of its timeout.
+EXEC_SLACK = 1.0
+# This emulation waits at most this long for a probe or health check to pass.
+WAIT_CAP = 60
+
+
+def startup_probe(spec):
+    """A Kubernetes startupProbe (exec or httpGet) as {what, exec|url, period, timeout, threshold}."""
+    if not spec:
+        return None
+    spec = {**K8S_PROBE, **spec}
+    probe = {"kind": "startupProbe", "period": spec["periodSeconds"], "timeout": spec["timeoutSeconds"],
+             "threshold": spec["failureThreshold"]}
+    if "exec" in spec:
+        probe["exec"] = list(spec["exec"]["command"])
+        probe["what"] = "exec " + " ".join(probe["exec"])
+    elif "httpGet" in spec:
+        get = spec["httpGet"]
+        probe["url"] = f"http://127.0.0.1:{get['port']}{get.get('path', '/')}"
+        probe["what"] = "GET " + probe["url"]
+    else:
+        sys.exit(f"only exec and httpGet startupProbes are emulated: {spec}")
+    return probe
+
+
+def health_check(name, spec):
+    """An ECS container healthCheck as {what, exec, interval, timeout, retries, startPeriod}."""
+    if not spec:
+        sys.exit(f"dependsOn HEALTHY needs a healthCheck on {name} (else it never becomes HEALTHY)")
+    spec = {**ECS_HEALTH, **spec}
+    command = spec["command"]
+    if command[0] == "CMD":
+        argv = command[1:]
+    elif command[0] == "CMD-SHELL":
+        argv = ["/bin/sh", "-c", " ".join(command[1:])]
+    else:
+        sys.exit(f"a healthCheck command starts with CMD or CMD-SHELL: {command}")
+    return {"kind": "healthCheck", "exec": argv, "what": " ".join(command), "interval": spec["interval"],
+            "timeout": spec["timeout"], "retries": spec["retries"], "startPeriod": spec["startPeriod"]}
 
 
 def termination_file(work, name):
@@ -208,11 +264,13 @@ def run_ecs(a):
     steps = []
     for dep in app.get("dependsOn", []):
         step = container(defs[dep["containerName"]])
-        if dep["condition"] == "START":
+        if dep["condition"] in ("START", "HEALTHY"):
             step["sidecar"] = True
             step["essential"] = defs[dep["containerName"]].get("essential", True)
+            if dep["condition"] == "HEALTHY":
+                step["health"] = health_check(dep["containerName"], defs[dep["containerName"]].get("healthCheck"))
         elif dep["condition"] != "SUCCESS":
-            sys.exit(f"only dependsOn SUCCESS and START are emulated: {dep}")
+            sys.exit(f"only dependsOn SUCCESS, START and HEALTHY are emulated: {dep}")
         steps.append(step)
     timeouts = {c["name"]: c.get("stopTimeout", 30) for c in td["containerDefinitions"]}
     return launch(a, podman, steps, container(app), PerContainer(timeouts))
@@ -286,6 +344,80 @@ def launch(a, podman, steps, app, budget):
         print(f"{kind} {step['name']}: exit {code}", flush=True)
         termination(step, code, text)
 
+    def probe_once(name, cname, probe, since):
+        """One probe or health check, run the way the kubelet / the ECS agent runs it: (passed, result)."""
+        at = time.monotonic() - since
+        if "exec" in probe:
+            try:
+                p = subprocess.run(podman + ["exec", cname] + probe["exec"], capture_output=True, text=True,
+                                   timeout=probe["timeout"] + EXEC_SLACK)
+                passed, result = p.returncode == 0, f"exit {p.returncode}"
+            except subprocess.TimeoutExpired:
+                passed, result = False, f"timed out after {probe['timeout']} s"
+        else:
+            try:
+                with urllib.request.urlopen(probe["url"], timeout=probe["timeout"]) as r:
+                    passed, result = 200 <= r.status < 400, f"HTTP {r.status}"
+            except urllib.error.HTTPError as e:
+                passed, result = False, f"HTTP {e.code}"
+            except (urllib.error.URLError, OSError) as e:
+                passed, result = False, f"failed: {e}"
+        print(f"probe {name}: {probe['kind']} {probe['what']}: {result} ({at:.1f} s after the start)", flush=True)
+        return passed, result
+
+    def sleep_until(when, cname):
+        """Sleeps until `when`; False as soon as the container is no longer running."""
+        while time.monotonic() < when:
+            if not running(cname):
+                return False
+            time.sleep(min(0.1, max(0.0, when - time.monotonic())))
+        return running(cname)
+
+    def wait_startup(step, cname, since):
+        """Kubernetes startupProbe: the first probe at once, then one every periodSeconds."""
+        probe = step["probe"]
+        deadline = since + min(probe["period"] * probe["threshold"], WAIT_CAP)
+        failures = 0
+        while running(cname):
+            begun = time.monotonic()
+            passed, result = probe_once(step["name"], cname, probe, since)
+            if passed:
+                print(f"sidecar {step['name']}: started (startupProbe {probe['what']}: {result}"
+                      f" after {failures} failed)", flush=True)
+                return True
+            failures += 1
+            if failures >= probe["threshold"] or time.monotonic() >= deadline:
+                break
+            if not sleep_until(begun + probe["period"], cname):
+                break
+        return False
+
+    def wait_healthy(step, cname, since):
+        """ECS (Docker) healthCheck: 'healthy', 'unhealthy', 'exited' or 'timeout'."""
+        hc = step["health"]
+        streak = checks = 0
+        next_at = since + hc["interval"]
+        while True:
+            if not sleep_until(next_at, cname):
+                return "exited"
+            begun = time.monotonic()
+            passed, result = probe_once(step["name"], cname, hc, since)
+            checks += 1
+            if passed:
+                print(f"sidecar {step['name']}: healthy (healthCheck {hc['what']}: {result} at check {checks},"
+                      f" {time.monotonic() - since:.1f} s after the start)", flush=True)
+                return "healthy"
+            if begun - since >= hc["startPeriod"]:
+                streak += 1
+                if streak >= hc["retries"]:
+                    print(f"sidecar {step['name']}: unhealthy ({streak} failed checks in a row after the"
+                          f" {hc['startPeriod']} s start period)", flush=True)
+                    return "unhealthy"
+            if time.monotonic() - since >= WAIT_CAP:
+                print(f"sidecar {step['name']}: not healthy within {WAIT_CAP} s (this emulation's limit)", flush=True)
+                return "timeout"
+            next_at = time.monotonic() + hc["interval"]
+
     started = []  # sidecars: (step, container name)
     try:
         for step in steps:
@@ -299,29 +431,24 @@ def launch(a, podman, steps, app, budget):
                     return 0
                 continue
             subprocess.run(podman + ["run", "-d", "--name", cname] + step["flags"], check=True, capture_output=True, timeout=90)
+            since = time.monotonic()
             started.append((step, cname))
+            if step.get("health"):
+                outcome = wait_healthy(step, cname, since)
+                if outcome != "healthy":
+                    if outcome == "exited":
+                        print(f"sidecar {step['name']}: exited (essential: the task stops)"
+                              if step.get("essential") else f"sidecar {step['name']}: exited before it was healthy", flush=True)
+                    stop(step, cname, "sidecar")  # removed below, with the others started
+                    return 0
+                continue
             if not step["probe"]:
                 print(f"sidecar {step['name']}: started", flush=True)
                 continue
-            probe, get = step["probe"]
-            url = f"http://127.0.0.1:{get['port']}{get.get('path', '/')}"
-            deadline = time.monotonic() + min(probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3), 60)
-            passed = None
-            while time.monotonic() < deadline and running(cname):
-                try:
-                    with urllib.request.urlopen(url, timeout=probe.get("timeoutSeconds", 1)) as r:
-                        if 200 <= r.status < 400:
-                            passed = r.status
-                            break
-                except (urllib.error.URLError, OSError):
-                    pass
-                time.sleep(min(probe.get("periodSeconds", 10), 0.2))
-            if passed is None:
-                started.pop()
+            if not wait_startup(step, cname, since):
                 stop(step, cname, "sidecar")
-                print(f"sidecar {step['name']}: startupProbe {url} never passed", flush=True)
+                print(f"sidecar {step['name']}: startupProbe {step['probe']['what']} never passed", flush=True)
                 return 0
-            print(f"sidecar {step['name']}: started (startupProbe GET {url}: {passed})", flush=True)
 
         name = f"{a.name}-{app['name']}"
         p = subprocess.run(podman + ["run", "-d", "--name", name] + app["flags"], capture_output=True, text=True, timeout=90)

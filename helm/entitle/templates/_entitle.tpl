@@ -24,9 +24,8 @@ entitle library chart. Every template takes the parent chart's root context (`.`
       dimensions: []                  # the product's pricing dimensions, 1..24 names
       mode: sidecar                   # sidecar: `entitle meter` as a native sidecar (Kubernetes >= 1.29)
                                       # run: the relay inside `entitle run` (wrapper mode only)
-      port: 8787                      # the relay's port; the app reports to http://127.0.0.1:PORT
-      address: 0.0.0.0                # sidecar listen address ("[::]" on IPv6 clusters): the kubelet's
-                                      #   startupProbe reaches it on the pod IP, not on loopback
+      port: 8787                      # the relay listens on 127.0.0.1:PORT (loopback only, in both
+                                      #   modes); the app reports to http://127.0.0.1:PORT
       flushTimeout: 20s               # ENTITLE_METER_FLUSH_TIMEOUT: sending what is open at a stop
       stateDir: /.entitle-meter       # the journal (--meter-state), an emptyDir
       stateSizeLimit: 32Mi
@@ -48,8 +47,9 @@ Metering (either mode; each include renders nothing while entitle.meter.dimensio
   pod:            terminationGracePeriodSeconds: include "entitle.meter.terminationGracePeriodSeconds"
                     (dict "root" . "seconds" N)   (fails when N leaves no room for the flush)
   volumes:        "entitle.volumes" adds the state emptyDir
-  In sidecar mode the relay is the last gate before the app: its startupProbe (GET /v1/health)
-  passes only after the MeterUsage dry runs, and the app gets ENTITLE_METER_URL. In run mode
+  In sidecar mode the relay is the last gate before the app: its startupProbe, an exec probe
+  running `/entitle health` inside the sidecar (GET /v1/health on loopback), passes only after the
+  MeterUsage dry runs, and the app gets ENTITLE_METER_URL. In run mode
   `entitle run` does the same inside the app container and sets ENTITLE_METER_URL itself.
   RegisterUsage stays with entitle-check / entitle run (when a key is configured); the sidecar
   never gets the key, so a pod registers once.
@@ -93,7 +93,8 @@ A duration as entitle reads it (`30m`, `90s`, `1h 30m`, `500ms`), in whole secon
 {{/*
 The metering settings with their defaults, checked, as YAML (use: include ... | fromYaml):
 enabled, dimensions, mode, port, listen, url, flushTimeout, flushSeconds, stateDir,
-stateSizeLimit, resources.
+stateSizeLimit, resources. The relay listens on loopback in both modes: nothing outside the pod can
+report usage (the sidecar's startupProbe runs inside it, so it needs no pod-IP listener).
 */}}
 {{- define "entitle.meter.settings" -}}
 {{- $c := .Values.entitle | default dict -}}
@@ -121,17 +122,12 @@ stateSizeLimit, resources.
 {{- if or (lt $port 1) (gt $port 65535) -}}
 {{- fail (printf "entitle.meter.port %d is not a TCP port" $port) -}}
 {{- end -}}
-{{- $address := $m.address | default "0.0.0.0" -}}
 {{- $flush := $m.flushTimeout | default "20s" -}}
 enabled: {{ gt (len $dims) 0 }}
 dimensions: {{ toJson $dims }}
 mode: {{ $mode }}
 port: {{ $port }}
-{{- if eq $mode "sidecar" }}
-listen: {{ printf "%s:%d" $address $port | quote }}
-{{- else }}
 listen: {{ printf "127.0.0.1:%d" $port | quote }}
-{{- end }}
 url: {{ printf "http://127.0.0.1:%d" $port | quote }}
 flushTimeout: {{ $flush | quote }}
 flushSeconds: {{ include "entitle.durationSeconds" $flush }}
@@ -375,12 +371,47 @@ entitle.extraEnv sets it). */}}
 {{- end -}}
 
 {{/*
+The sidecar's startupProbe command, as a JSON list: `/entitle health` (the entitle image's binary),
+run by the kubelet inside the sidecar, where the relay's loopback listener is. It follows the
+relay's listen address: ENTITLE_METER_LISTEN from entitle.extraEnv if given (unix:/PATH as is, a
+wildcard address probed on loopback), else 127.0.0.1:PORT; `--meter-url` is added unless that is
+the default, http://127.0.0.1:8787 (or when entitle.extraEnv sets ENTITLE_METER_URL, which the
+flag overrides).
+*/}}
+{{- define "entitle.meter.probeCommand" -}}
+{{- $m := include "entitle.meter.settings" . | fromYaml -}}
+{{- $listen := $m.listen -}}
+{{- $pinned := false -}}
+{{- range (.Values.entitle.extraEnv | default list) -}}
+{{- if eq .name "ENTITLE_METER_LISTEN" }}{{ $listen = toString .value }}{{ end -}}
+{{- if eq .name "ENTITLE_METER_URL" }}{{ $pinned = true }}{{ end -}}
+{{- end -}}
+{{- $url := "" -}}
+{{- if hasPrefix "unix:" $listen -}}
+{{- $url = $listen -}}
+{{- else if hasPrefix "0.0.0.0:" $listen -}}
+{{- $url = printf "http://127.0.0.1:%s" (trimPrefix "0.0.0.0:" $listen) -}}
+{{- else if hasPrefix "[::]:" $listen -}}
+{{- $url = printf "http://[::1]:%s" (trimPrefix "[::]:" $listen) -}}
+{{- else -}}
+{{- $url = printf "http://%s" $listen -}}
+{{- end -}}
+{{- if or $pinned (ne $url "http://127.0.0.1:8787") -}}
+{{- list "/entitle" "health" "--meter-url" $url | toJson -}}
+{{- else -}}
+{{- list "/entitle" "health" | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 Metering, sidecar mode: `entitle meter` as a Kubernetes native sidecar (an init container with
 restartPolicy Always, Kubernetes >= 1.29). The kubelet starts the containers after it only once
 its startupProbe passed, i.e. once the relay's start check (a MeterUsage dry run per dimension)
-passed; it keeps running beside the app and is stopped after the app, so it can flush. Its
-startupProbe allows the whole entitle.timeout (the check retries transient failures that long).
-Nothing is rendered unless entitle.meter.dimensions is set and entitle.meter.mode is sidecar.
+passed; it keeps running beside the app and is stopped after the app, so it can flush. The probe
+is an exec probe, `/entitle health` inside the sidecar (exit 0 once GET /v1/health is 200), so
+the relay listens on loopback only; it allows the whole entitle.timeout plus 30 s (the check
+retries transient failures that long). Nothing is rendered unless entitle.meter.dimensions is set
+and entitle.meter.mode is sidecar.
 */}}
 {{- define "entitle.meter.sidecar" -}}
 {{- $m := include "entitle.meter.settings" . | fromYaml -}}
@@ -395,18 +426,13 @@ Nothing is rendered unless entitle.meter.dimensions is set and entitle.meter.mod
   args: ["meter"]
   env:
     {{- include "entitle.baseEnv" . | nindent 4 }}
-    {{- include "entitle.meter.relayEnv" . | nindent 4 }}
+    {{- include "entitle.meter.relayEnv" . | trim | nindent 4 }}
     {{- with include "entitle.extraEnv" . }}
     {{- . | nindent 4 }}
     {{- end }}
-  ports:
-    - name: entitle-meter
-      containerPort: {{ $m.port }}
-      protocol: TCP
   startupProbe:
-    httpGet:
-      path: /v1/health
-      port: {{ $m.port }}
+    exec:
+      command: {{ include "entitle.meter.probeCommand" . }}
     periodSeconds: 1
     timeoutSeconds: 2
     failureThreshold: {{ add $budget 30 }}
