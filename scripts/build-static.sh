@@ -36,7 +36,7 @@ fi
 build_std=()
 if [ "${ENTITLE_BUILD_STD:-1}" != 0 ]; then
   export RUSTC_BOOTSTRAP=1
-  build_std=(-Z build-std=std,panic_abort -Z build-std-features=optimize_for_size)
+  build_std=(-Z "build-std=std,panic_abort" -Z build-std-features=optimize_for_size)
 fi
 cargo build --quiet --release --locked --target "$target" -p entitle "${build_std[@]}" >&2
 mkdir -p "$target_dir/dist/$target"
