@@ -431,7 +431,26 @@ fn the_idle_supervisor_is_one_thread_without_sockets_that_never_wakes_up() {
         !fds.iter().any(|t| t.starts_with("socket:")),
         "no connection left open: {fds:?}"
     );
-    let before = field("voluntary_ctxt_switches:");
+    // The workload can print "ready" before the supervisor has finished logging its start and
+    // gone to sleep in poll (going to sleep is itself a voluntary switch): wait until it is
+    // asleep (state S, the count steady), then measure.
+    let settled = Instant::now();
+    let mut before = field("voluntary_ctxt_switches:");
+    loop {
+        thread::sleep(Duration::from_millis(200));
+        let now = field("voluntary_ctxt_switches:");
+        let asleep = status()
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains("S ("));
+        if now == before && asleep {
+            break;
+        }
+        assert!(
+            settled.elapsed() < Duration::from_secs(5),
+            "the supervisor never settled"
+        );
+        before = now;
+    }
     thread::sleep(Duration::from_secs(2));
     let after = field("voluntary_ctxt_switches:");
     assert_eq!(after, before, "an idle supervisor must not wake up");
