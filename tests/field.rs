@@ -44,24 +44,6 @@ const LIMIT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------------
 // Harness: fixtures, processes that die with the test, namespaces
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// The real python3 (not a version-manager shim), so fixtures start fast and keep their pid.
-fn python() -> &'static str {
-    static PYTHON: OnceLock<String> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("python3 is needed by the fixtures");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    })
-}
-
 fn succeeds(program: &str, args: &[&str]) -> Result<(), String> {
     match Command::new(program)
         .args(args)
@@ -991,17 +973,7 @@ impl Pid1 {
 
     /// The host pid of the namespace's PID 1: unshare's only child.
     fn host_pid(&self) -> i32 {
-        let outer = self.unshare.id();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let children = std::fs::read_to_string(format!("/proc/{outer}/task/{outer}/children"))
-                .unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next() {
-                return pid.parse().expect("pid");
-            }
-            assert!(Instant::now() < deadline, "unshare never started entitle");
-            thread::sleep(Duration::from_millis(10));
-        }
+        unshared_child(self.unshare.id())
     }
 
     /// Waits until `ready` holds (checked every 10 ms, for at most 20 s).

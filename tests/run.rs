@@ -20,29 +20,12 @@ const QUICK: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// The real python3 (not a version-manager shim script), so fixtures start fast and keep pids.
-fn python() -> &'static str {
-    static PYTHON: OnceLock<String> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("python3 is needed by the fixtures");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    })
-}
-
 /// `[python, fixture, args...]`
 fn py(name: &str, args: &[&str]) -> Vec<String> {
-    let mut argv = vec![python().to_owned(), fixture(name)];
+    let mut argv = vec![
+        python().to_owned(),
+        fixture(name).to_string_lossy().into_owned(),
+    ];
     argv.extend(args.iter().map(|a| a.to_string()));
     argv
 }
@@ -183,16 +166,7 @@ impl Supervised {
         if !self.in_namespace {
             return outer as i32;
         }
-        let deadline = Instant::now() + QUICK;
-        loop {
-            let children = std::fs::read_to_string(format!("/proc/{outer}/task/{outer}/children"))
-                .unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next() {
-                return pid.parse().expect("pid");
-            }
-            assert!(Instant::now() < deadline, "unshare never started entitle");
-            thread::sleep(Duration::from_millis(10));
-        }
+        unshared_child(outer)
     }
 
     fn next_line(&self, limit: Duration) -> String {
@@ -613,7 +587,7 @@ fn an_interactive_terminal_is_handed_to_the_workload_and_ctrl_c_reaches_it() {
     require_namespaces!();
     let mock = Mock::start(&[]);
     let inner = entitle_run(&mock, &[], &py("tty_probe.py", &[]));
-    let in_pty = fixture("in_pty.py");
+    let in_pty = fixture("in_pty.py").to_string_lossy().into_owned();
     let mut command = prefixed(&[python(), &in_pty, "--interrupt"], &as_pid1(&inner));
     let result = run_within(&mut command, QUICK);
     assert!(

@@ -35,6 +35,40 @@ pub fn mock_bin() -> PathBuf {
         .clone()
 }
 
+/// A file in tests/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The real python3 (not a version-manager shim), so fixtures start fast and keep their pid.
+pub fn python() -> &'static str {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 is needed by the fixtures");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    })
+}
+
+/// The host pid of the process `unshare --fork` (pid `outer`) started: its only child,
+/// waited for up to 20 s.
+pub fn unshared_child(outer: u32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{outer}/task/{outer}/children"))
+            .unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next() {
+            return pid.parse().expect("pid");
+        }
+        assert!(Instant::now() < deadline, "unshare never started entitle");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A running `entitle-mock`, killed on drop.
 pub struct Mock {
     child: Child,
