@@ -18,16 +18,10 @@ MOCK=$(entitle_mock_bin)
 note "binary: $BIN"
 
 # --- file / ldd -----------------------------------------------------------------------------
-desc=$(file -b "$BIN")
-note "file: $desc"
-assert "file: x86-64 ELF" grep -q 'ELF 64-bit LSB .*x86-64' <<<"$desc"
-assert "file: statically linked" grep -Eq 'static-pie linked|statically linked' <<<"$desc"
-assert "file: no interpreter" bash -c '! grep -q "interpreter" <<<"$0"' "$desc"
-assert "file: stripped" grep -q ', stripped' <<<"$desc"
+assert_static_elf "$BIN" x86-64
 ldd_out=$(ldd "$BIN" 2>&1 || true)
 note "ldd: $ldd_out"
 assert "ldd: no shared libraries" grep -Eq 'statically linked|not a dynamic executable' <<<"$ldd_out"
-assert "readelf: no NEEDED entries" bash -c '! readelf -d "$0" 2>/dev/null | grep -q NEEDED' "$BIN"
 
 # --- empty root -------------------------------------------------------------------------------
 root=$WORK/root

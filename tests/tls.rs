@@ -99,9 +99,8 @@ fn tls_front(mock: &Mock) -> TlsFront {
         ],
     );
     let port = mock.url.rsplit(':').next().unwrap().to_owned();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls_proxy.py");
-    let mut child = Command::new("python3")
-        .arg(script)
+    let mut child = Command::new(python())
+        .arg(fixture("tls_proxy.py"))
         .args([dir.join("tls.pem"), dir.join("tls.key")])
         .arg(port)
         .stdout(Stdio::piped())

@@ -42,13 +42,7 @@ note "binary: $BIN ($(stat -c %s "$BIN") bytes)"
 [ ${#QEMU[@]} -eq 0 ] || note "emulator: $("${QEMU[0]}" --version | head -n1)"
 
 # --- file / readelf ---------------------------------------------------------------------------
-desc=$(file -b "$BIN")
-note "file: $desc"
-assert "file: ELF 64-bit ARM aarch64" grep -q 'ELF 64-bit LSB .*ARM aarch64' <<<"$desc"
-assert "file: statically linked" grep -Eq 'static-pie linked|statically linked' <<<"$desc"
-assert "file: no interpreter" bash -c '! grep -q "interpreter" <<<"$0"' "$desc"
-assert "file: stripped" grep -q ', stripped' <<<"$desc"
-assert "readelf: no NEEDED entries" bash -c '! readelf -d "$0" 2>/dev/null | grep -q NEEDED' "$BIN"
+assert_static_elf "$BIN" "ARM aarch64"
 
 start_mock ok
 start_mock refuse --answer not-entitled

@@ -61,6 +61,20 @@ entitle_static_bin() {
   timeout 1200 "$REPO/scripts/build-static.sh" "$MUSL_TARGET"
 }
 
+# assert_static_elf BIN ARCH: `file` says BIN is a stripped, statically linked ELF for ARCH
+# (as `file` names it: x86-64, ARM aarch64) with no interpreter, and it has no NEEDED entries.
+# shellcheck disable=SC2016 # single-quoted code runs in bash -c, with its own $0
+assert_static_elf() {
+  local bin=$1 arch=$2 desc
+  desc=$(file -b "$bin")
+  note "file: $desc"
+  assert "file: $arch ELF" grep -q "ELF 64-bit LSB .*$arch" <<<"$desc"
+  assert "file: statically linked" grep -Eq 'static-pie linked|statically linked' <<<"$desc"
+  assert "file: no interpreter" bash -c '! grep -q "interpreter" <<<"$0"' "$desc"
+  assert "file: stripped" grep -q ', stripped' <<<"$desc"
+  assert "readelf: no NEEDED entries" bash -c '! readelf -d "$0" 2>/dev/null | grep -q NEEDED' "$bin"
+}
+
 entitle_mock_bin() {
   if [ -n "${ENTITLE_MOCK_BIN:-}" ]; then echo "$ENTITLE_MOCK_BIN"; return; fi
   (cd "$REPO" && timeout 1200 cargo build --quiet --locked -p entitle-mock) >&2
