@@ -9,6 +9,7 @@
 //! batch's events as JSON).
 
 use crate::ledger::{Event, Hour, Ledger};
+use crate::record::write_atomically;
 use ring::digest::{digest, SHA256};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -380,31 +381,20 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the journal with one snapshot frame: written to a temporary file, synced,
-    /// renamed over the journal, and the folder synced, so a crash leaves one or the other.
+    /// Replaces the journal with one snapshot frame, atomically, then syncs the folder so the
+    /// rename itself is durable: a crash leaves the old journal or the snapshot.
     fn compact(&mut self, ledger: &Ledger, now: i64) -> Result<(), String> {
         let snapshot = frame(&[Event::Snapshot(Box::new(ledger.compacted(now)))]);
         let path = self.folder.join(JOURNAL);
-        let temp = self.folder.join(format!("{JOURNAL}.tmp"));
         let result = (|| {
-            let mut file = File::create(&temp)?;
-            file.write_all(&snapshot)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &path)?;
+            write_atomically(&path, &snapshot, 0o666)?;
             File::open(&self.folder)?.sync_all()?;
             OpenOptions::new().append(true).open(&path)
         })();
-        match result {
-            Ok(file) => {
-                self.file = file;
-                self.size = snapshot.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&temp);
-                Err(format!("cannot compact {}: {e}", path.display()))
-            }
-        }
+        let file = result.map_err(|e| format!("cannot compact {}: {e}", path.display()))?;
+        self.file = file;
+        self.size = snapshot.len() as u64;
+        Ok(())
     }
 }
 
