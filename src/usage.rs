@@ -2,6 +2,7 @@
 //! (exit 0 once the relay says the report is durable), and `entitle health`, a probe for
 //! containers that have no HTTP client (exit 0 when the relay is up and its start check passed).
 
+use crate::aws;
 use crate::cli::UsageReport;
 use crate::exit::Failure;
 use bytes::Bytes;
@@ -15,19 +16,7 @@ use tracing::debug;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn report(report: &UsageReport) -> Result<(), Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Internal(format!("cannot start the I/O runtime: {e}")))?;
-    let exchange =
-        runtime.block_on(async { tokio::time::timeout(TIMEOUT, post_with_retries(report)).await });
-    let (status, body) = exchange.map_err(|_| {
-        Failure::Transient(format!(
-            "the relay at {} did not answer within {}s",
-            report.url,
-            TIMEOUT.as_secs()
-        ))
-    })??;
+    let (status, body) = within(&report.url, TIMEOUT, post_with_retries(report))?;
     let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let message = answer["error"].as_str().unwrap_or("no message").to_owned();
     match (status, answer["code"].as_str()) {
@@ -74,23 +63,11 @@ async fn post(report: &UsageReport) -> Result<(u16, Bytes), Failure> {
 /// `entitle health`: 0 when `GET /v1/health` answers 200; 75 when the relay is unreachable,
 /// still checking, or stopping.
 pub fn health(url: &str) -> Result<(), Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Internal(format!("cannot start the I/O runtime: {e}")))?;
     let request = hyper::Request::get("/v1/health")
         .header(hyper::header::HOST, "entitle-relay")
         .body(Full::new(Bytes::new()))
         .map_err(|e| Failure::Internal(e.to_string()))?;
-    let answer = runtime
-        .block_on(async { tokio::time::timeout(PROBE_TIMEOUT, exchange(url, request)).await })
-        .map_err(|_| {
-            Failure::Transient(format!(
-                "the relay at {url} did not answer within {}s",
-                PROBE_TIMEOUT.as_secs()
-            ))
-        })??;
-    match answer {
+    match within(url, PROBE_TIMEOUT, exchange(url, request))? {
         (200, _) => Ok(()),
         (status, body) => {
             let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -104,6 +81,22 @@ pub fn health(url: &str) -> Result<(), Failure> {
 
 /// A probe answers quickly or not at all.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs `work` to its end or `limit`, whichever comes first (75 naming the relay at `url`).
+fn within<T>(
+    url: &str,
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    aws::block_on(async {
+        tokio::time::timeout(limit, work).await.map_err(|_| {
+            Failure::Transient(format!(
+                "the relay at {url} did not answer within {}s",
+                limit.as_secs()
+            ))
+        })?
+    })
+}
 
 /// One request to the relay at `url` (`http://HOST:PORT` or `unix:/PATH`): status and body.
 async fn exchange(
