@@ -37,7 +37,7 @@ use aws_smithy_types::date_time::{DateTime, Format};
 use http_body_util::Limited;
 use rand::rngs::SysRng;
 use rand::TryRng;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 /// Network and 5xx failures: 0.5 s doubling to 20 s, jitter in the upper half of the window.
@@ -410,7 +410,7 @@ pub fn classify_code(
         "InvalidSignatureException" | "SignatureDoesNotMatch"
             if message.contains("Signature expired") || message.contains("Signature not yet current") =>
         {
-            let offset = date.map(|date| date.secs() - unix_now());
+            let offset = date.map(|date| date.secs() - crate::unix_now());
             Verdict::ClockSkew(format!("{code_text}: {message}"), offset)
         }
         "UnrecognizedClientException" | "InvalidSignatureException" | "IncompleteSignatureException"
@@ -426,12 +426,6 @@ pub fn classify_code(
             status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
         ))),
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// No credential source at all, or one that is misconfigured, is a deployment error; a source
@@ -671,7 +665,8 @@ pub fn transient_backoff(failures: u32) -> Duration {
     window.mul_f64(0.5 + random_fraction() / 2.0)
 }
 
-/// Full jitter over a slowly growing window (see [`THROTTLE_BASE`]).
+/// Full jitter over a slowly growing window: 4 s, x1.5 per throttle, to 60 s (why these: see
+/// the comment on `THROTTLE_BASE`).
 pub fn throttle_backoff(throttles: u32) -> Duration {
     let growth = THROTTLE_GROWTH.powi(throttles.saturating_sub(1).min(32) as i32);
     THROTTLE_BASE

@@ -7,7 +7,7 @@ use crate::record::{self, Record};
 use crate::{nonce, register, sender};
 use entitle_verify::record::rfc3339;
 use entitle_verify::Entitlement;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 use tracing::{info, warn};
 
 /// The start check: RegisterUsage when the product has a key, then the metering dry run when
@@ -61,10 +61,7 @@ fn register_and_verify(settings: &CheckSettings) -> Result<Entitlement, Failure>
 /// AWS includes `PublicKeyRotationTimestamp` only when the key version is being retired.
 fn warn_about_rotation(version: u64, rotation_secs: i64) {
     let when = rfc3339(rotation_secs).unwrap_or_else(|| rotation_secs.to_string());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    if rotation_secs > now {
+    if rotation_secs > crate::unix_now() {
         warn!(
             public_key_version = version,
             rotation = %when,

@@ -10,6 +10,7 @@
 
 use crate::ledger::{Event, Hour, Ledger};
 use crate::record::write_atomically;
+use crate::unix_now;
 use ring::digest::{digest, SHA256};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -475,12 +476,6 @@ fn read_frame(bytes: &[u8]) -> Result<Option<(usize, Vec<Event>)>, String> {
     let events = serde_json::from_slice(payload)
         .map_err(|e| format!("an intact frame of the metering journal does not parse ({e}); it was written by another version of entitle"))?;
     Ok(Some((HEADER + length, events)))
-}
-
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@
 //!   sent with its record id, folded).
 //! - `GET /v1/health`: 200 once the start check passed, 503 before and while stopping.
 
-use crate::journal::{unix_now, Journal};
+use crate::journal::Journal;
 use crate::ledger::{Ledger, Record, MAX_QUANTITY};
+use crate::unix_now;
 use bytes::Bytes;
 use entitle_verify::record::rfc3339;
 use http_body_util::{BodyExt, Full, Limited};

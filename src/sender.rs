@@ -11,9 +11,10 @@
 
 use crate::aws::{self, AwsSettings, Cause, Verdict};
 use crate::exit::Failure;
-use crate::journal::{unix_now, Journal};
+use crate::journal::Journal;
 use crate::ledger::{Due, Event, Ledger};
 use crate::relay::Control;
+use crate::unix_now;
 use aws_sdk_marketplacemetering::Client;
 use aws_smithy_types::DateTime;
 use entitle_verify::record::rfc3339;
