@@ -89,7 +89,7 @@ pub fn exec(
     tracing::info!(program = %display_program(command), "entitled; replacing entitle with the workload");
     let error = replacement.exec();
     // The hook has already cleared the mask: block again so nothing kills us before we report.
-    reblock_all_signals();
+    let _ = block_all_signals();
     exec_failure(command, &error)
 }
 
@@ -142,12 +142,24 @@ fn display_program(command: &[OsString]) -> String {
         .unwrap_or_default()
 }
 
-fn reblock_all_signals() {
-    let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigfillset initialises the set behind a valid pointer; pthread_sigmask reads it.
+/// Block every signal in this thread (and so in threads created after this).
+pub fn block_all_signals() -> io::Result<()> {
+    let all = full_signal_set();
+    // SAFETY: `all` is an initialised sigset_t; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut()) };
+    match rc {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// Every signal (the C library leaves out the few it reserves for itself).
+pub fn full_signal_set() -> libc::sigset_t {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises the whole set behind a valid pointer; it cannot fail then.
     unsafe {
-        libc::sigfillset(all.as_mut_ptr());
-        libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), std::ptr::null_mut());
+        libc::sigfillset(set.as_mut_ptr());
+        set.assume_init()
     }
 }
 

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use crate::exit::{signal_name, Failure};
 use entitle_verify::Entitlement;
 
-use crate::handoff::{self, Started};
+use crate::handoff::{self, block_all_signals, full_signal_set, Started};
 
 /// How long an entitlement-failure stop waits for the workload before SIGKILL, when
 /// `--grace-period` is not set.
@@ -100,8 +100,7 @@ pub type Register = Box<dyn FnOnce() -> Result<Option<Entitlement>, Failure> + S
 /// signal dispositions. It runs in its own process group, which is given the terminal's
 /// foreground when stdin is a terminal (so `docker run -it` keeps job control).
 pub fn run(options: RunOptions, register: Register) -> Result<i32, Failure> {
-    block_all_signals().map_err(|e| internal("cannot block signals", &e))?;
-    let signals = SignalFd::new().map_err(|e| internal("cannot create a signalfd", &e))?;
+    let signals = take_signals()?;
     check_options(&options)?;
     match options.start {
         StartPolicy::Gate => run_gated(&options, &signals, register),
@@ -173,11 +172,17 @@ pub fn block_signals() -> Result<(), Failure> {
     block_all_signals().map_err(|e| internal("cannot block signals", &e))
 }
 
+/// Blocks every signal and receives them all on a signalfd instead: the same for the PID 1
+/// loop and the commands that only wait.
+fn take_signals() -> Result<SignalFd, Failure> {
+    block_signals()?;
+    SignalFd::new().map_err(|e| internal("cannot create a signalfd", &e))
+}
+
 /// Waits, with every signal blocked, for HUP, INT, QUIT or TERM: the stop of a command that
 /// has no workload (`entitle meter`). Other signals are ignored.
 pub fn wait_for_stop() -> Result<i32, Failure> {
-    block_signals()?;
-    let signals = SignalFd::new().map_err(|e| internal("cannot create a signalfd", &e))?;
+    let signals = take_signals()?;
     loop {
         wait_for(&signals, None, None)?;
         for received in signals.read_pending()? {
@@ -186,27 +191,6 @@ pub fn wait_for_stop() -> Result<i32, Failure> {
             }
             tracing::debug!(signal = %signal_name(received.signal), "ignored");
         }
-    }
-}
-
-/// Block every signal in this thread (and so in threads created after this).
-fn block_all_signals() -> io::Result<()> {
-    let all = full_signal_set();
-    // SAFETY: `all` is an initialised sigset_t; a null old-set pointer is allowed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut()) };
-    match rc {
-        0 => Ok(()),
-        errno => Err(io::Error::from_raw_os_error(errno)),
-    }
-}
-
-/// Every signal (the C library leaves out the few it reserves for itself).
-fn full_signal_set() -> libc::sigset_t {
-    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigfillset initialises the whole set behind a valid pointer; it cannot fail then.
-    unsafe {
-        libc::sigfillset(set.as_mut_ptr());
-        set.assume_init()
     }
 }
 
@@ -368,8 +352,7 @@ impl<T: Send + 'static> Worker<T> {
 pub fn interruptible<T: Send + 'static>(
     work: Box<dyn FnOnce() -> Result<T, Failure> + Send>,
 ) -> Result<T, Failure> {
-    block_all_signals().map_err(|e| internal("cannot block signals", &e))?;
-    let signals = SignalFd::new().map_err(|e| internal("cannot create a signalfd", &e))?;
+    let signals = take_signals()?;
     await_worker(&signals, Worker::start(work)?)
 }
 
