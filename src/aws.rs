@@ -58,7 +58,7 @@ const MAX_ANSWER_BYTES: usize = 128 * 1024;
 /// The least time worth one more attempt before the deadline.
 const LAST_ATTEMPT_MIN: Duration = Duration::from_millis(200);
 /// How often a long retry says it is still retrying.
-const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// The connection-level timeout the SDK passes to the transport.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -25,8 +25,6 @@ use tracing::{error, info, warn};
 /// How long a record AWS refused for a reason retrying cannot fix (no permission, not
 /// entitled) waits before it is tried again: a deployment fix (an IAM policy) then heals it.
 const REFUSED_RETRY: Duration = Duration::from_secs(300);
-/// How often a long outage says it is still retrying.
-const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// What the sender needs.
 #[derive(Debug, Clone)]
@@ -359,7 +357,7 @@ impl Default for Backoff {
             throttles: 0,
             skewed: false,
             last_said: None,
-            progress_every: PROGRESS_EVERY,
+            progress_every: aws::PROGRESS_EVERY,
         }
     }
 }
