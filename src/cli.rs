@@ -223,7 +223,7 @@ fn relay_client(given: &Given, arguments: Vec<OsString>) -> Result<Command, Fail
         .collect::<Result<Vec<String>, Failure>>()?;
     let url = given
         .value("meter-url")?
-        .unwrap_or_else(|| "http://127.0.0.1:8787".into());
+        .unwrap_or_else(|| format!("http://{}", crate::relay::DEFAULT_LISTEN));
     if given.command == Name::Health {
         return match arguments.first() {
             None => Ok(Command::Health(url)),

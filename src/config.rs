@@ -6,7 +6,7 @@
 use crate::aws::AwsSettings;
 use crate::cli::{KeySource, MeterOptions, Options, TokenInput};
 use crate::exit::Failure;
-use crate::relay::Listen;
+use crate::relay::{self, Listen};
 use crate::seal::Seal;
 use crate::transport::{self, NetworkSettings, Proxies};
 use crate::verify::{self, Product};
@@ -19,7 +19,6 @@ use std::time::Duration;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_METER_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_METER_PERIOD: Duration = Duration::from_secs(3600);
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -137,10 +136,9 @@ fn meter_settings(dimensions: &[String], options: &MeterOptions) -> Result<Meter
     }
     Ok(MeterSettings {
         dimensions: dimensions.to_vec(),
-        listen: options
-            .listen
-            .clone()
-            .unwrap_or_else(|| Listen::Tcp(DEFAULT_METER_LISTEN.parse().expect("a valid address"))),
+        listen: options.listen.clone().unwrap_or_else(|| {
+            Listen::Tcp(relay::DEFAULT_LISTEN.parse().expect("a valid address"))
+        }),
         state: options.state.clone(),
         spread,
         flush_timeout: positive(

@@ -29,6 +29,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::debug;
 
+/// Where the relay listens unless told otherwise, and where its clients look for it.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 /// Largest request body.
 pub const MAX_BODY: usize = 64 * 1024;
 /// A client that starts a request must finish its head within this.
