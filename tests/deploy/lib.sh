@@ -75,6 +75,17 @@ assert_static_elf() {
   assert "readelf: no NEEDED entries" bash -c '! readelf -d "$0" 2>/dev/null | grep -q NEEDED' "$bin"
 }
 
+# runtime_context DIR: a podman build context in DIR (created) holding $BIN as `entitle` and, as
+# Containerfile, the last stage of ./Dockerfile with `COPY --from=build /entitle /entitle` ->
+# `COPY entitle /entitle`: the image ./Dockerfile builds, from the prebuilt binary.
+runtime_context() {
+  local dir=$1 last_from
+  mkdir "$dir"
+  cp "$BIN" "$dir/entitle"
+  last_from=$(grep -n '^FROM ' "$REPO/Dockerfile" | tail -n1 | cut -d: -f1)
+  tail -n "+$last_from" "$REPO/Dockerfile" | sed 's|^COPY --from=build /entitle /entitle$|COPY entitle /entitle|' >"$dir/Containerfile"
+}
+
 entitle_mock_bin() {
   if [ -n "${ENTITLE_MOCK_BIN:-}" ]; then echo "$ENTITLE_MOCK_BIN"; return; fi
   (cd "$REPO" && timeout 1200 cargo build --quiet --locked -p entitle-mock) >&2

@@ -61,11 +61,7 @@ pod rmi localhost/entitle-context:test >/dev/null
 
 # --- the runtime image from the prebuilt binary ----------------------------------------------------
 img=$WORK/img
-mkdir "$img"
-cp "$BIN" "$img/entitle"
-# The last stage of ./Dockerfile, with `COPY --from=build /entitle /entitle` -> `COPY entitle /entitle`.
-last_from=$(grep -n '^FROM ' "$REPO/Dockerfile" | tail -n1 | cut -d: -f1)
-tail -n "+$last_from" "$REPO/Dockerfile" | sed 's|^COPY --from=build /entitle /entitle$|COPY entitle /entitle|' >"$img/Containerfile"
+runtime_context "$img"
 assert "runtime stage is FROM scratch" grep -qx 'FROM scratch' "$img/Containerfile"
 assert "runtime stage copies /entitle (prebuilt)" grep -qx 'COPY entitle /entitle' "$img/Containerfile"
 check "podman build: runtime stage" 0 \

@@ -62,11 +62,7 @@ else
   assert "podman image: the snippet builds ./Dockerfile as entitle:0.1.0" \
     [ "$(head -n1 <<<"$image")" = "docker build -t entitle:0.1.0 ." ]
   img=$WORK/img
-  mkdir "$img"
-  cp "$BIN" "$img/entitle"
-  # The last stage of ./Dockerfile, with `COPY --from=build /entitle /entitle` -> `COPY entitle /entitle`.
-  last_from=$(grep -n '^FROM ' "$REPO/Dockerfile" | tail -n1 | cut -d: -f1)
-  tail -n "+$last_from" "$REPO/Dockerfile" | sed 's|^COPY --from=build /entitle /entitle$|COPY entitle /entitle|' >"$img/Containerfile"
+  runtime_context "$img"
   assert "podman image: the runtime stage copies /entitle (prebuilt)" grep -qx 'COPY entitle /entitle' "$img/Containerfile"
   check "podman image: build the runtime stage as entitle:0.1.0" 0 \
     pod build --pull=never --isolation chroot -f "$img/Containerfile" -t entitle:0.1.0 "$img"
