@@ -419,22 +419,8 @@ fn eks_irsa_web_identity_through_sts() {
         "--credentials",
         "ASIAIRSAROLE00000001:irsaSecretKeyDoNotLeak00000000000000000",
     ]);
-    let token_file = mock.path("web-identity-token");
-    std::fs::write(
-        &token_file,
-        "eyJraWQiOiJ0ZXN0In0.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2ln",
-    )
-    .unwrap();
     let mut command = entitle(&mock, &["check", "--log-level", "trace"]);
-    command
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env(
-            "AWS_ROLE_ARN",
-            "arn:aws:iam::123456789012:role/entitle-irsa",
-        )
-        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file)
-        .env("AWS_ENDPOINT_URL_STS", &mock.url);
+    with_irsa(&mut command, &mock.path("web-identity-token"), &mock.url);
     let result = run(&mut command);
     result.assert_code(0);
     assert_eq!(mock.request_kinds(), ["sts", "register"]);

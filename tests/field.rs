@@ -721,26 +721,16 @@ fn eks_irsa_web_identity_goes_to_sts_through_the_proxy() {
         "ASIAIRSAFIELD0000001:irsaFieldSecretDoNotLeak000000000000000",
     ]);
     let proxy = site.proxy("proxy", &[]);
-    let token_file = site.ns.path("web-identity-token");
-    std::fs::write(
-        &token_file,
-        "eyJraWQiOiJ0ZXN0In0.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2ln",
-    )
-    .unwrap();
     let mut args = vec!["check", "--endpoint-url", METERING_URL, "--timeout", ENOUGH];
     args.extend_from_slice(&["--log-level", "trace"]);
     let mut command = configured(entitle_bin().as_path(), &args, &site.mock.public_key);
-    command
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env(
-            "AWS_ROLE_ARN",
-            "arn:aws:iam::123456789012:role/entitle-irsa",
-        )
-        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file)
-        .env("AWS_ENDPOINT_URL_STS", format!("https://{STS_HOST}"))
-        .env("SSL_CERT_FILE", &site.ca)
-        .env("HTTPS_PROXY", proxy.url());
+    with_irsa(
+        &mut command,
+        &site.ns.path("web-identity-token"),
+        &format!("https://{STS_HOST}"),
+    )
+    .env("SSL_CERT_FILE", &site.ca)
+    .env("HTTPS_PROXY", proxy.url());
     let result = run_within(&mut site.ns.wrap(&command), LIMIT);
     result.assert_code(0);
     assert_eq!(

@@ -69,6 +69,29 @@ pub fn unshared_child(outer: u32) -> i32 {
     }
 }
 
+/// EKS IRSA instead of static keys: a web identity token in `token_file` (written here), the
+/// role to assume, and STS at `sts_url`.
+pub fn with_irsa<'c>(
+    command: &'c mut Command,
+    token_file: &Path,
+    sts_url: &str,
+) -> &'c mut Command {
+    std::fs::write(
+        token_file,
+        "eyJraWQiOiJ0ZXN0In0.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2ln",
+    )
+    .expect("write the web identity token");
+    command
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env(
+            "AWS_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/entitle-irsa",
+        )
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", token_file)
+        .env("AWS_ENDPOINT_URL_STS", sts_url)
+}
+
 /// A running `entitle-mock`, killed on drop.
 pub struct Mock {
     child: Child,
