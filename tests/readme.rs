@@ -552,44 +552,57 @@ fn start_scripts_serve_under_entitle_run_and_refuse_without_it() {
         args.extend(served);
         let mut with = entitle(&mock, &args);
         with.env("PATH", &path);
-        let run = run(&mut with);
-        assert_eq!(
-            run.code,
-            Some(0),
-            "{}: under `entitle run`: stderr:\n{}",
-            block.at(),
-            run.stderr
-        );
-        assert!(
-            run.stdout.contains("served"),
-            "{}: stdout {:?}",
-            block.at(),
-            run.stdout
-        );
-
         let mut without = with_product_env("sh", &mock, &path);
         without.arg(script).args(served);
-        let run = common::run(&mut without);
-        assert_eq!(
-            run.code,
-            Some(76),
-            "{}: without entitle: stdout {:?}, stderr:\n{}",
-            block.at(),
-            run.stdout,
-            run.stderr
-        );
+        let run =
+            assert_serves_only_under_entitle(&block, (&mut with, &mut without), "served", "served");
         assert!(
             run.stderr.contains("not entitled"),
             "{}: stderr {:?}",
             block.at(),
             run.stderr
         );
-        assert!(
-            !run.stdout.contains("served"),
-            "{}: the command ran without entitle",
-            block.at()
-        );
     }
+}
+
+/// Runs `with` (under `entitle run`): 0, and `served` on stdout; then `without`: 76, and not
+/// even `a_trace` of serving on stdout. Returns the run without entitle.
+fn assert_serves_only_under_entitle(
+    block: &Block,
+    (with, without): (&mut Command, &mut Command),
+    served: &str,
+    a_trace: &str,
+) -> Run {
+    let run = common::run(with);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "{}: under `entitle run`: stdout {:?}, stderr:\n{}",
+        block.at(),
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains(served),
+        "{}: stdout {:?}",
+        block.at(),
+        run.stdout
+    );
+    let run = common::run(without);
+    assert_eq!(
+        run.code,
+        Some(76),
+        "{}: without entitle: stdout {:?}, stderr:\n{}",
+        block.at(),
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        !run.stdout.contains(a_trace),
+        "{}: served without entitle",
+        block.at()
+    );
+    run
 }
 
 // --- rust ---------------------------------------------------------------------------------------
@@ -667,43 +680,20 @@ fn rust_snippets_build_against_entitle_verify_and_verify_the_token() {
         let program = program.to_str().expect("UTF-8 path");
         println!("{}: built in {:.1?}", block.at(), started.elapsed());
 
-        let run = run(&mut entitle(
+        let mut with = entitle(
             &mock,
             &["run", "--product-code", "prod-abc123", "--", program],
-        ));
-        assert_eq!(
-            run.code,
-            Some(0),
-            "{}: under `entitle run`: stdout {:?}, stderr:\n{}",
-            block.at(),
-            run.stdout,
-            run.stderr
         );
-        assert!(
-            run.stdout.contains("entitled: serving"),
-            "{}: stdout {:?}",
-            block.at(),
-            run.stdout
-        );
-
         let mut alone = Command::new(program);
         alone
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(Stdio::null());
-        let run = common::run(&mut alone);
-        assert_eq!(
-            run.code,
-            Some(76),
-            "{}: without entitle: stdout {:?}, stderr:\n{}",
-            block.at(),
-            run.stdout,
-            run.stderr
-        );
-        assert!(
-            !run.stdout.contains("serving"),
-            "{}: served without entitle",
-            block.at()
+        assert_serves_only_under_entitle(
+            &block,
+            (&mut with, &mut alone),
+            "entitled: serving",
+            "serving",
         );
     }
 }
