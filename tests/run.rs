@@ -391,23 +391,10 @@ fn the_idle_supervisor_is_one_thread_without_sockets_that_never_wakes_up() {
         let line = mask_line(&text, name).to_owned();
         line[name.len()..].trim().parse().unwrap()
     };
-    assert_eq!(
-        field("Threads:"),
-        1,
-        "the registration thread (and its runtime) is gone"
-    );
-    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .map(|target| target.to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        !fds.iter().any(|t| t.starts_with("socket:")),
-        "no connection left open: {fds:?}"
-    );
-    // The workload can print "ready" before the supervisor has finished logging its start and
-    // gone to sleep in poll (going to sleep is itself a voluntary switch): wait until it is
-    // asleep (state S, the count steady), then measure.
+    // The workload can print "ready" before the supervisor has returned from spawning it (the
+    // spawn's own descriptors, a socket pair among them, are still open then) and gone to sleep
+    // in poll (going to sleep is itself a voluntary switch): wait until it is asleep (state S,
+    // the count steady), then look at it.
     let settled = Instant::now();
     let mut before = field("voluntary_ctxt_switches:");
     loop {
@@ -425,6 +412,20 @@ fn the_idle_supervisor_is_one_thread_without_sockets_that_never_wakes_up() {
         );
         before = now;
     }
+    assert_eq!(
+        field("Threads:"),
+        1,
+        "the registration thread (and its runtime) is gone"
+    );
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !fds.iter().any(|t| t.starts_with("socket:")),
+        "no connection left open: {fds:?}"
+    );
     thread::sleep(Duration::from_secs(2));
     let after = field("voluntary_ctxt_switches:");
     assert_eq!(after, before, "an idle supervisor must not wake up");
